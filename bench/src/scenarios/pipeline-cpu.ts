@@ -1,0 +1,177 @@
+/**
+ * CPU-heavy handler (~50 µs and ~500 µs of SHA-256 per message, calibrated at start) through the
+ * threads runtime, against a single-thread loop doing the same work on the same payloads in the same
+ * process. Loop and pipeline rounds alternate, so background load hits both alike.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { Pipeline, createMessage } from '@throughway/core';
+import type { BenchResult, Scenario } from '../scenario.js';
+import { CountingAck, GatedProducer, fmtRate, log, median, timedRounds } from '../harness/measure.js';
+import { demandNote, failureNote, joinNotes } from '../harness/pipeline.js';
+import { makePayloads } from '../fixtures/payloads.js';
+import { calibrateHashWork, hashWork } from '../fixtures/work.js';
+import type { CpuContext } from '../fixtures/cpu-handler.js';
+
+const handlers = new URL('../fixtures/cpu-handler.js', import.meta.url);
+const hashWorkerUrl = new URL('../fixtures/hash-worker.js', import.meta.url);
+
+/** `cores` plain worker threads that split a count of messages between them: the machine's parallel ceiling. */
+class PlainThreads {
+  private readonly workers: Worker[];
+  constructor(count: number) {
+    this.workers = Array.from({ length: count }, () => new Worker(hashWorkerUrl));
+  }
+  /** msg/s for `total` messages split evenly, from the first post to the last reply. */
+  async round(total: number, iterations: number): Promise<number> {
+    const share = Math.ceil(total / this.workers.length);
+    const t0 = performance.now();
+    await Promise.all(
+      this.workers.map(
+        (w, i) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+            w.postMessage({ count: share, iterations, offset: i * share });
+          }),
+      ),
+    );
+    return (share * this.workers.length) / ((performance.now() - t0) / 1000);
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+const SCENARIO = 'cpu-heavy';
+const TARGETS: { micros: number; speedup: number }[] = [
+  { micros: 50, speedup: 1.85 },
+  { micros: 500, speedup: 1.95 },
+];
+
+/** Process CPU time (all threads) over wall time while `fn` runs: how many cores it actually got. */
+async function coresUsed<T>(fn: () => T | Promise<T>): Promise<{ value: T; cores: number; mainBusy: number }> {
+  const c0 = process.cpuUsage();
+  const e0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  const value = await fn();
+  const wallUs = (performance.now() - t0) * 1000;
+  const c = process.cpuUsage(c0);
+  // event-loop utilisation: the share of the time the main thread was busy (not waiting for events)
+  const mainBusy = performance.eventLoopUtilization(performance.eventLoopUtilization(), e0).utilization;
+  return { value, cores: (c.user + c.system) / wallUs, mainBusy };
+}
+
+function loopRound(payloads: string[], n: number, iterations: number): number {
+  let sink = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) sink += hashWork(payloads[i % payloads.length]!, iterations).length;
+  const seconds = (performance.now() - t0) / 1000;
+  if (sink === 42) console.log(''); // keep the work observable
+  return n / seconds;
+}
+
+const cpu: Scenario = async ({ quick }) => {
+  const cores = os.availableParallelism();
+  const payloads = makePayloads(1024);
+  const rounds = quick ? 2 : 3;
+  const loopSeconds = quick ? 0.5 : 1.5;
+  const results: BenchResult[] = [];
+
+  for (const target of TARGETS) {
+    const label = `cpu ${target.micros}µs`;
+    const { iterations, microsPerIteration, microsPerMessage } = calibrateHashWork(payloads, target.micros);
+    const n = Math.max(200, Math.round((loopSeconds * 1e6) / target.micros)); // messages per round
+    log(label, `calibrated: ${iterations} × sha256 (${microsPerIteration.toFixed(2)} µs each, ${microsPerMessage.toFixed(1)} µs/msg); rounds of ${n} msgs`);
+
+    const ack = new CountingAck();
+    const producer = new GatedProducer(payloads, createMessage, ack);
+    const context: CpuContext = { iterations };
+    const pipeline = await Pipeline.start({
+      name: `bench-cpu-${target.micros}`,
+      handlers,
+      producer: { module: producer },
+      processors: { default: { runtime: 'threads', concurrency: cores } },
+      context,
+    });
+    const plain = new PlainThreads(cores);
+    const loopRates: number[] = [];
+    const pipeRates: number[] = [];
+    const plainRates: number[] = [];
+    const loopCores: number[] = [];
+    const pipeCores: number[] = [];
+    const mainBusy: number[] = [];
+    let topology: unknown;
+    try {
+      // warm-up both: JIT the loop, let the runtime measure the handler's cost and size its chunks
+      loopRound(payloads, Math.round(n / 4), iterations);
+      await plain.round(Math.round(n / 2), iterations);
+      await timedRounds(producer, ack, { warmup: Math.round(n / 2), n: 0, rounds: 0 });
+      for (let r = 0; r < rounds; r++) {
+        const { value: loop, cores: lc } = await coresUsed(() => loopRound(payloads, n, iterations));
+        loopRates.push(loop);
+        loopCores.push(lc);
+        const bare = await plain.round(n * cores, iterations);
+        plainRates.push(bare);
+        const { value: pipeRounds, cores: pc, mainBusy: mb } = await coresUsed(() => timedRounds(producer, ack, { warmup: 0, n: n * cores, rounds: 1 }));
+        const pipe = pipeRounds[0]!;
+        pipeRates.push(pipe);
+        pipeCores.push(pc);
+        mainBusy.push(mb);
+        log(label, `round ${r + 1}: loop ${fmtRate(loop)} (${lc.toFixed(2)} cores), plain threads ${fmtRate(bare)} (${(bare / loop).toFixed(2)}×), pipeline ${fmtRate(pipe)} (${pc.toFixed(2)} cores, main thread ${(mb * 100).toFixed(0)}% busy), speedup ${(pipe / loop).toFixed(2)}×`);
+      }
+      topology = pipeline.topology();
+    } catch (err) {
+      await pipeline.stop({ timeout: 5000 }).catch(() => undefined);
+      throw err;
+    } finally {
+      await plain.close();
+    }
+    const { unacked } = await pipeline.stop();
+
+    const loopRate = median(loopRates);
+    const pipeRate = median(pipeRates);
+    // rounds are paired (loop, then pipeline, back to back): the median of the per-round ratios
+    const speedup = median(pipeRates.map((p, i) => p / loopRates[i]!));
+    const ceiling = median(plainRates.map((p, i) => p / loopRates[i]!));
+    const ofCeiling = median(pipeRates.map((p, i) => p / plainRates[i]!));
+    const efficiency = speedup / cores;
+    const measuredMicros = 1e6 / loopRate;
+    const failures = failureNote({ failed: ack.failed, firstFailure: ack.firstFailure, unacked });
+    results.push({
+      scenario: SCENARIO,
+      case: `~${target.micros} µs/msg: threads (${cores} threads), speedup`,
+      value: pipeRate,
+      unit: 'msg/s',
+      baseline: { name: 'single-thread loop', value: loopRate },
+      ratio: speedup,
+      target: `>= ${target.speedup}× the loop`,
+      met: speedup >= target.speedup && ack.failed === 0,
+      note: joinNotes(
+        `${iterations} × sha256 per message = ${measuredMicros.toFixed(1)} µs in the loop; loop and pipeline rounds alternate; rates are medians of ${rounds} rounds (loop rounds of ${n}, pipeline rounds of ${n * cores} msgs), the speedup is the median of the per-round ratios`,
+        `CPU time / wall time: the loop got ${median(loopCores).toFixed(2)} of a core, the pipeline used ${median(pipeCores).toFixed(2)} cores (all threads) with its main thread ${(median(mainBusy) * 100).toFixed(0)}% busy; below 1.0 / ${cores}.0 the machine was busy with other work`,
+        demandNote(topology),
+        failures,
+      ),
+    });
+    results.push({
+      scenario: SCENARIO,
+      case: `~${target.micros} µs/msg: ${cores} plain worker threads, no pipeline (the machine's ceiling)`,
+      value: median(plainRates),
+      unit: 'msg/s',
+      baseline: { name: 'single-thread loop', value: loopRate },
+      ratio: ceiling,
+      note: `the same work split over ${cores} bare worker_threads in the same rounds: what this machine gave two threads at the time; the pipeline reached ${(ofCeiling * 100).toFixed(0)}% of it (median of per-round ratios)`,
+    });
+    results.push({
+      scenario: SCENARIO,
+      case: `~${target.micros} µs/msg: efficiency`,
+      value: efficiency,
+      unit: 'speedup / core',
+      target: `>= ${(target.speedup / cores).toFixed(3)} (= ${target.speedup}× / ${cores} cores)`,
+      met: efficiency >= target.speedup / cores && ack.failed === 0,
+    });
+  }
+  return results;
+};
+
+export default cpu;

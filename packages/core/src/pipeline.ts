@@ -1,0 +1,367 @@
+import { pino, type Logger } from 'pino';
+import { ThroughwayError, serializeError, type BatchMode, type ThroughwayMessage } from '@throughway/workers';
+import { CallerAcknowledger, type AckResult } from './caller-acknowledger.js';
+import { admitMessage, createMessage, type MainMessage } from './message.js';
+import { resolveOptions, type PipelineOptions, type RateLimitingOptions, type ResolvedOptions } from './options.js';
+import { InlineRuntime } from './runtime/inline.js';
+import type { PipelineRuntime } from './runtime/runtime.js';
+import { ThreadsRuntime } from './runtime/threads.js';
+import { Stats, type PipelineStats } from './stats.js';
+import { Acker } from './topology/acker.js';
+import { BatcherStage } from './topology/batcher-stage.js';
+import type { StageHost } from './topology/host.js';
+import { ProcessorSlot } from './topology/processor-slot.js';
+import { ProducerStage } from './topology/producer-stage.js';
+import { RateLimiter, type RateLimitUpdate } from './topology/rate-limiter.js';
+import { hashKey } from './topology/hash-key.js';
+
+export interface Topology {
+  producers: { name: string; concurrency: number }[];
+  processors: { name: string; concurrency: number; runtime: 'inline' | 'threads'; maxDemand: number; minDemand: number }[];
+  batchers: { name: string; concurrency: number; batchSize: number; batchTimeout: number }[];
+}
+
+export interface StopResult {
+  /** Messages taken in but not acked when the pipeline stopped (0 after a full drain). */
+  unacked: number;
+}
+
+type State = 'running' | 'draining' | 'stopped';
+
+/**
+ * A running pipeline: producers answering demand, processors running `handleMessage`, batchers
+ * running `handleBatch`, and acks back to the source once the work is done.
+ *
+ * @example
+ * const pipeline = await Pipeline.start({
+ *   name: 'orders',
+ *   handlers: new URL('./handlers.js', import.meta.url),
+ *   producer: { module: fromIterable(rows) },
+ *   processors: { default: { concurrency: 4 } },
+ *   batchers: { sqlite: { batchSize: 500 } },
+ * })
+ * // ...
+ * await pipeline.stop()
+ */
+export class Pipeline {
+  readonly name: string;
+  #o: ResolvedOptions;
+  #logger: Logger;
+  #stats = new Stats();
+  #acker: Acker;
+  #runtime: PipelineRuntime;
+  #producers: ProducerStage[] = [];
+  #slots: ProcessorSlot[] = [];
+  #batchers: Map<string, BatcherStage> | null;
+  #limiter?: RateLimiter;
+  #caller = new CallerAcknowledger();
+  #state: State = 'running';
+  #halted = false;
+  #waiters: { check: () => boolean; resolve: () => void }[] = [];
+  #stopping?: Promise<StopResult>;
+  #pushTo = 0;
+
+  private constructor(o: ResolvedOptions) {
+    this.#o = o;
+    this.name = o.name;
+    this.#logger = o.logger ?? pino({ name: 'throughway', level: 'warn' }, pino.destination({ fd: 2, sync: true }));
+    this.#acker = new Acker(o.name, this.#logger, this.#stats);
+    const batcherNames = o.batchers.map((b) => b.name);
+    this.#runtime =
+      o.processor.runtime === 'inline'
+        ? new InlineRuntime({ handlers: o.handlers, context: o.context, batchers: batcherNames.length > 0 ? batcherNames : null })
+        : new ThreadsRuntime({
+            pipeline: o.name,
+            handlers: o.handlers,
+            context: o.context,
+            concurrency: o.processor.concurrency,
+            batchers: o.batchers,
+            resourceLimits: o.processor.resourceLimits,
+            onIdleThreadDeath: (error) => {
+              this.#stats.threadDeaths++;
+              this.#logger.error({ err: serializeError(error) }, 'a processor thread died between tasks; it is replaced');
+            },
+          });
+    const host = this.#host();
+    this.#batchers = o.batchers.length > 0 ? new Map(o.batchers.map((b) => [b.name, new BatcherStage(b, host)])) : null;
+  }
+
+  /**
+   * Validates the options, loads the handler module (running `setup` where it belongs), starts
+   * the producers and begins pulling. Invalid options reject before anything starts.
+   */
+  static async start(options: PipelineOptions): Promise<Pipeline> {
+    const o = resolveOptions(options);
+    const pipeline = new Pipeline(o);
+    await pipeline.#start();
+    return pipeline;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    let producers: ProducerStage[] = [];
+    try {
+      const shape = await this.#runtime.start();
+      if (o.batchers.length > 0 && !shape.handleBatch) {
+        throw new ThroughwayError('ERR_THROUGHWAY_INVALID_HANDLERS', `The pipeline has batchers (${o.batchers.map((b) => b.name).join(', ')}) but the handler module ${o.handlers} has no handleBatch`);
+      }
+      if (o.producer.rateLimiting) this.#limiter = new RateLimiter(o.producer.rateLimiting, () => this.#producers.forEach((p) => p.requestMore()));
+      const partition = o.processor.partitionBy;
+      const concurrency = o.processor.concurrency;
+      for (let i = 0; i < o.producer.concurrency; i++) {
+        const producer = o.producer.factory(i);
+        if (producer === null || typeof producer !== 'object' || typeof producer.handleDemand !== 'function') {
+          throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `Expected \`producer.module\`(${i}) to return a producer (an object with handleDemand)`, { details: { path: 'producer.module' } });
+        }
+        producers.push(
+          new ProducerStage({
+            pipeline: o.name,
+            index: i,
+            producer,
+            transformer: o.producer.transformer,
+            limiter: this.#limiter,
+            logger: this.#logger,
+            stats: this.#stats,
+            partition: partition ? (m) => hashKey(partition(m)) % concurrency : undefined,
+            progress: () => this.#progress(),
+          }),
+        );
+      }
+      this.#producers = producers;
+      const threads = o.processor.runtime === 'threads';
+      const host = this.#host();
+      for (let s = 0; s < concurrency; s++) {
+        this.#slots.push(
+          new ProcessorSlot(s, host, {
+            maxDemand: o.processor.maxDemand,
+            minDemand: o.processor.minDemand,
+            adaptive: !o.processor.demandSetByUser,
+            maxInFlight: threads && !partition ? 2 : 1,
+            bundleCalls: threads,
+          }),
+        );
+      }
+      for (const p of producers) p.connect(this.#slots);
+      for (const p of producers) await p.producer.init?.(p.controller());
+    } catch (error) {
+      this.#halted = true;
+      await this.#runtime.stop(false).catch(() => undefined);
+      throw error;
+    }
+    this.#limiter?.start();
+    for (const slot of this.#slots) slot.start();
+  }
+
+  #host(): StageHost {
+    const pipeline = this;
+    return {
+      pipeline: this.#o.name,
+      runtime: this.#runtime,
+      acker: this.#acker,
+      stats: this.#stats,
+      logger: this.#logger,
+      get producers() {
+        return pipeline.#producers;
+      },
+      get batchers() {
+        return pipeline.#batchers;
+      },
+      get halted() {
+        return pipeline.#halted;
+      },
+      batchersHaveRoom: () => {
+        if (this.#batchers === null) return true;
+        let upstream = 0;
+        let inFlight = 0;
+        for (const slot of this.#slots) {
+          upstream += slot.maxDemand;
+          inFlight += slot.inFlightMessages;
+        }
+        for (const b of this.#batchers.values()) if (!b.hasRoom(upstream, inFlight)) return false;
+        return true;
+      },
+      progress: () => this.#progress(),
+    };
+  }
+
+  #progress(): void {
+    if (this.#batchers !== null) for (const slot of this.#slots) slot.pump();
+    if (this.#waiters.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => {
+      if (!w.check()) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  #until(check: () => boolean): Promise<void> {
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ check, resolve }));
+  }
+
+  #assertRunning(what: string): void {
+    if (this.#state !== 'running') {
+      throw new ThroughwayError('ERR_THROUGHWAY_NOT_RUNNING', `Cannot ${what}: the pipeline ${this.name} is ${this.#state}`);
+    }
+  }
+
+  /**
+   * Hands messages to the pipeline directly, bypassing the transformer and the rate limit.
+   *
+   * @example
+   * pipeline.push([createMessage('{"id":1}', { acknowledger: { module: acker, ref: 'manual' } })])
+   */
+  push(messages: ThroughwayMessage[]): void {
+    this.#assertRunning('push');
+    if (!Array.isArray(messages)) throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', 'push expects a list of messages');
+    const admitted = messages.map(admitMessage);
+    const stage = this.#producers[this.#pushTo++ % this.#producers.length]!;
+    stage.pushMessages(admitted);
+  }
+
+  /**
+   * Sends one message through the pipeline in 'flush' batch mode and resolves once it is acked.
+   *
+   * @example
+   * const { successful, failed } = await pipeline.testMessage({ id: 1 })
+   */
+  testMessage(data: unknown, options: { metadata?: Record<string, unknown> } = {}): Promise<AckResult> {
+    return this.testBatch([data], { ...options, batchMode: 'flush' });
+  }
+
+  /**
+   * Sends messages through the pipeline together (batch mode 'bulk' by default) and resolves
+   * once every one of them is acked.
+   *
+   * @example
+   * const { successful } = await pipeline.testBatch([1, 2, 3])
+   */
+  testBatch(datas: unknown[], options: { metadata?: Record<string, unknown>; batchMode?: BatchMode } = {}): Promise<AckResult> {
+    this.#assertRunning('testBatch');
+    if (!Array.isArray(datas)) throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', 'testBatch expects a list of data');
+    const mode = options.batchMode ?? 'bulk';
+    if (mode !== 'bulk' && mode !== 'flush') throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected \`batchMode\` to be 'bulk' or 'flush', got ${String(mode)}`);
+    const { ref, done } = this.#caller.expect(datas.length);
+    if (datas.length === 0) return Promise.resolve({ successful: [], failed: [] });
+    const messages = datas.map((data) => {
+      const m = createMessage(data, { acknowledger: { module: this.#caller, ref }, metadata: { ...options.metadata } }) as MainMessage;
+      m.batchMode = mode;
+      return m;
+    });
+    this.#producers[this.#pushTo++ % this.#producers.length]!.pushMessages(messages);
+    return done;
+  }
+
+  /** The stages and their concurrency (and the demand in force, which threads may adapt). */
+  topology(): Topology {
+    const o = this.#o;
+    const slot = this.#slots[0];
+    return {
+      producers: [{ name: 'default', concurrency: o.producer.concurrency }],
+      processors: [{ name: 'default', concurrency: o.processor.concurrency, runtime: o.processor.runtime, maxDemand: slot?.maxDemand ?? o.processor.maxDemand, minDemand: slot?.minDemand ?? o.processor.minDemand }],
+      batchers: o.batchers.map((b) => ({ name: b.name, concurrency: b.concurrency, batchSize: b.batchSize, batchTimeout: b.batchTimeout })),
+    };
+  }
+
+  #limiterOrThrow(): RateLimiter {
+    if (!this.#limiter) {
+      throw new ThroughwayError('ERR_THROUGHWAY_RATE_LIMITING_DISABLED', `Rate limiting is not enabled for the pipeline ${this.name}: set \`producer.rateLimiting\``);
+    }
+    return this.#limiter;
+  }
+
+  /** `{ allowedMessages, interval }` in force; throws when rate limiting is not enabled. */
+  getRateLimiting(): RateLimitingOptions {
+    return this.#limiterOrThrow().get();
+  }
+
+  /**
+   * Changes the rate limit from the next interval on, or at once with `reset: true`.
+   *
+   * @example
+   * pipeline.updateRateLimiting({ allowedMessages: 500, reset: true })
+   */
+  updateRateLimiting(update: RateLimitUpdate): void {
+    this.#limiterOrThrow().update(update);
+  }
+
+  /** Counters per stage. */
+  stats(): PipelineStats {
+    const s = this.#stats;
+    const batchers: PipelineStats['batchers'] = {};
+    for (const [name, stage] of this.#batchers ?? []) {
+      batchers[name] = { ...s.batcher(name), pending: stage.pendingCount, queued: stage.queuedCount };
+    }
+    const slot = this.#slots[0];
+    const wallMs = performance.now() - s.startedAt;
+    return {
+      producers: { emitted: s.emitted, transformerErrors: s.transformerErrors, invalidEvents: s.invalidEvents, demanded: s.demanded, buffered: this.#producers.reduce((n, p) => n + p.buffered, 0) },
+      processors: {
+        calls: s.calls,
+        messages: s.processed,
+        successful: s.processorSuccessful,
+        failed: s.processorFailed,
+        inFlight: this.#slots.reduce((n, x) => n + x.inFlightTasks, 0),
+        threadDeaths: s.threadDeaths,
+        maxDemand: slot?.maxDemand ?? this.#o.processor.maxDemand,
+        minDemand: slot?.minDemand ?? this.#o.processor.minDemand,
+        load: wallMs > 0 ? s.busyMs / wallMs / this.#o.processor.concurrency : 0,
+      },
+      batchers,
+      acks: { successful: s.ackSuccessful, failed: s.ackFailed, errors: s.ackErrors },
+      unacked: s.inPipeline,
+    };
+  }
+
+  /**
+   * Drains and stops: producers stop polling (`prepareForDraining`), nothing new is pulled,
+   * what is in flight is processed, pending batches are flushed and acked, producers
+   * `terminate`, threads end. Past `timeout` (default `shutdownTimeout`) it stops anyway and
+   * reports how many messages were left unacked at the source.
+   */
+  stop(options: { timeout?: number } = {}): Promise<StopResult> {
+    this.#stopping ??= this.#stop(options.timeout ?? this.#o.shutdownTimeout);
+    return this.#stopping;
+  }
+
+  async #stop(timeout: number): Promise<StopResult> {
+    this.#state = 'draining';
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeout)));
+    const drained = this.#drain().then(() => false);
+    const late = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    this.#halted = true;
+    this.#limiter?.stop();
+    for (const b of this.#batchers?.values() ?? []) b.stop();
+    for (const p of this.#producers) p.stop();
+    for (const p of this.#producers) {
+      try {
+        await p.producer.terminate?.();
+      } catch (error) {
+        this.#logger.error({ err: serializeError(error), producer: p.index }, 'producer terminate threw');
+      }
+    }
+    await this.#runtime.stop(!late).catch((error) => this.#logger.error({ err: serializeError(error) }, 'runtime stop failed'));
+    this.#state = 'stopped';
+    const unacked = this.#stats.inPipeline;
+    if (late) this.#logger.warn({ pipeline: this.name, unacked, timeout }, `stop timed out after ${timeout} ms; ${unacked} messages were left unacked at the source`);
+    return { unacked };
+  }
+
+  async #drain(): Promise<void> {
+    for (const p of this.#producers) {
+      p.prepareForDraining();
+      try {
+        await p.producer.prepareForDraining?.();
+      } catch (error) {
+        this.#logger.error({ err: serializeError(error), producer: p.index }, 'producer prepareForDraining threw');
+      }
+    }
+    const processorsIdle = () => this.#producers.every((p) => p.buffered === 0 && !p.busy) && this.#slots.every((s) => s.idle);
+    await this.#until(processorsIdle);
+    for (const b of this.#batchers?.values() ?? []) b.flushAll();
+    await this.#until(() => processorsIdle() && [...(this.#batchers?.values() ?? [])].every((b) => b.idle));
+    await this.#acker.settled();
+  }
+}

@@ -1,0 +1,27 @@
+/** How a producer emits events outside `handleDemand` (after a poll found rows, say). */
+export interface ProducerController {
+  push(events: unknown[]): void;
+  readonly pipelineName: string;
+  readonly index: number;
+  /** True when the pipeline has a `transformer`: emit raw events, it builds the messages. */
+  readonly hasTransformer: boolean;
+}
+
+/**
+ * A source of events that answers demand. `handleDemand` receives the increment of demand, not
+ * the total; it may return fewer events now and push the rest later, but never more in total
+ * than it was asked for.
+ *
+ * @example
+ * const producer: Producer<string> = {
+ *   handleDemand: (demand) => queue.splice(0, demand),
+ * }
+ */
+export interface Producer<E = unknown> {
+  init?(controller: ProducerController): void | Promise<void>;
+  handleDemand(demand: number): E[] | Promise<E[]>;
+  /** Stop polling: the pipeline is draining. What it still emits is processed. */
+  prepareForDraining?(): void | Promise<void>;
+  /** After the drain: release connections and timers. */
+  terminate?(): void | Promise<void>;
+}

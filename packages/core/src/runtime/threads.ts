@@ -1,0 +1,144 @@
+import { BroadcastChannel, type ResourceLimits } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { ThroughwayError } from '@throughway/workers';
+import type { HandlerShape } from '@throughway/workers';
+import {
+  processorTaskUrl,
+  reviveError,
+  type DescribeResult,
+  concatSlices,
+  type BatchOutput,
+  type CallInput,
+  type EncodedBatch,
+  type Slice,
+  type ProcessorTaskResult,
+  type ProcessorThreadConfig,
+} from '@throughway/workers/internal';
+import { BatchThread } from './batch-thread.js';
+import type { BatchJob, PipelineRuntime, TaskResult } from './runtime.js';
+
+let nextChannel = 0;
+
+/**
+ * Processors in a Piscina pool (one thread per processor), batchers in long-lived comlink
+ * workers (one per batcher slot). Processed values come back as byte slices of one buffer per
+ * task and go on to the batch worker as they are: the main thread never decodes them.
+ */
+export class ThreadsRuntime implements PipelineRuntime {
+  readonly kind = 'threads';
+  #pool: Piscina;
+  #config: ProcessorThreadConfig;
+  #batchThreads = new Map<string, BatchThread[]>();
+  /** Threads that ran a task, hence `setup`: the ones that will answer a teardown. */
+  #threadsSeen = new Set<number>();
+
+  constructor(options: {
+    pipeline: string;
+    handlers: string;
+    context: unknown;
+    concurrency: number;
+    batchers: { name: string; concurrency: number }[];
+    resourceLimits?: ResourceLimits;
+    /** A thread died while holding no task (say, a timer threw after its task ended). */
+    onIdleThreadDeath: (error: unknown) => void;
+  }) {
+    this.#config = {
+      pipeline: options.pipeline,
+      handlers: options.handlers,
+      context: options.context,
+      processor: 'default',
+      batchers: options.batchers.length > 0 ? options.batchers.map((b) => b.name) : null,
+      channel: `throughway:${options.pipeline}:${process.pid}:${nextChannel++}`,
+    };
+    this.#pool = new Piscina({
+      filename: processorTaskUrl.href,
+      minThreads: options.concurrency,
+      maxThreads: options.concurrency,
+      idleTimeout: 2 ** 31 - 1,
+      // A second task waits inside the thread, so it starts as soon as the first ends instead of
+      // after a round trip through the main thread's event loop.
+      concurrentTasksPerWorker: 2,
+      // Handlers may hold sockets and timers; Atomics.wait between tasks would freeze them.
+      atomics: 'disabled',
+      workerData: this.#config,
+      resourceLimits: options.resourceLimits,
+      // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
+      // the thread; passed explicitly, V8 flags such as --max-semi-space-size would be refused.
+    });
+    // Without a listener this 'error' would be re-thrown on the main thread and end the process.
+    this.#pool.on('error', options.onIdleThreadDeath);
+    for (const b of options.batchers) {
+      const threads: BatchThread[] = [];
+      for (let slot = 0; slot < b.concurrency; slot++) {
+        threads.push(new BatchThread({ pipeline: options.pipeline, handlers: options.handlers, context: options.context, batcher: b.name, slot }, options.resourceLimits));
+      }
+      this.#batchThreads.set(b.name, threads);
+    }
+  }
+
+  async start(): Promise<HandlerShape> {
+    const described = (await this.#pool.run({ kind: 'describe' })) as DescribeResult | ProcessorTaskResult;
+    if ('initError' in described && described.initError) throw reviveError(described.initError, 'ERR_THROUGHWAY_SETUP_FAILED');
+    const { shape, threadId } = described as DescribeResult;
+    this.#threadsSeen.add(threadId);
+    const all = [...this.#batchThreads.values()].flat();
+    await Promise.all(all.map((t) => t.start()));
+    return shape;
+  }
+
+  async runCalls(_slot: number, calls: CallInput[]): Promise<TaskResult> {
+    let result: ProcessorTaskResult;
+    try {
+      result = (await this.#pool.run({ kind: 'calls', calls })) as ProcessorTaskResult;
+    } catch (error) {
+      throw new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
+    }
+    if (result.initError) throw reviveError(result.initError, 'ERR_THROUGHWAY_SETUP_FAILED');
+    this.#threadsSeen.add(result.threadId);
+    if (!result.buffer) return { outputs: result.outputs };
+    const buffer = result.buffer;
+    const refs = result.offsets!.map((offsets) => {
+      const list: Slice[] = new Array(offsets.length - 1);
+      for (let k = 0; k < list.length; k++) list[k] = { buffer, start: offsets[k]!, end: offsets[k + 1]! };
+      return list;
+    });
+    return { outputs: result.outputs, refs };
+  }
+
+  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchOutput[]> {
+    const thread = this.#batchThreads.get(batcher)![slot]!;
+    const batches: EncodedBatch[] = jobs.map((job) => {
+      const { buffer, offsets } = concatSlices(job.refs as Slice[]);
+      const flush: number[] = [];
+      for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
+      return { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
+    });
+    return thread.run(batches);
+  }
+
+  async stop(graceful: boolean): Promise<void> {
+    if (graceful) await this.#teardownProcessors();
+    const batchThreads = [...this.#batchThreads.values()].flat();
+    await Promise.all([this.#pool.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
+  }
+
+  // Piscina cannot address each thread, so teardown is broadcast and each live thread that
+  // ran `setup` answers with its id. Bounded: a thread that does not answer is ended anyway.
+  async #teardownProcessors(): Promise<void> {
+    const waiting = new Set(this.#pool.threads.map((t) => t.threadId).filter((id) => this.#threadsSeen.has(id)));
+    if (waiting.size === 0) return;
+    const channel = new BroadcastChannel(this.#config.channel);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      channel.onmessage = (event) => {
+        waiting.delete((event as unknown as { data: { threadId: number } }).data.threadId);
+        if (waiting.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      channel.postMessage({ teardown: true });
+    });
+    channel.close();
+  }
+}

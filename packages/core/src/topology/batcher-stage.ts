@@ -1,0 +1,252 @@
+import type { BatchInfo, BatchMode, BatchTrigger } from '@throughway/workers';
+import { serializeError } from '@throughway/workers';
+import { OK, type BatchOutput } from '@throughway/workers/internal';
+import type { MainMessage } from '../message.js';
+import type { ResolvedBatcher } from '../options.js';
+import type { PayloadRef } from '../runtime/runtime.js';
+import { channels } from '../telemetry.js';
+import { applyAckOps } from './ack-ops.js';
+import { hashKey } from './hash-key.js';
+import type { StageHost } from './host.js';
+
+interface Pending {
+  key: unknown;
+  messages: MainMessage[];
+  refs: PayloadRef[];
+  timer?: NodeJS.Timeout;
+  flush: boolean;
+}
+
+interface Batch {
+  info: BatchInfo;
+  messages: MainMessage[];
+  refs: PayloadRef[];
+}
+
+interface Slot {
+  queue: Batch[];
+  running: number;
+  /** Messages in batches given to this slot and not yet done: its load. */
+  load: number;
+  /** Keys assigned to it; breaks ties between slots of equal load. */
+  keys: number;
+}
+
+/**
+ * Keys are assigned a slot on first sight and keep it. Past this many distinct keys, new keys
+ * are placed by hash instead, so the table stays bounded for high-cardinality keys.
+ */
+const MAX_ASSIGNED_KEYS = 4096;
+
+/**
+ * Calls a slot may have in flight. The runtime still runs a slot's batches one at a time in
+ * order; sending ahead only hides the round trip through the (busy) main thread.
+ */
+const CALLS_IN_FLIGHT = 2;
+const MAX_BATCHES_PER_CALL = 64;
+
+// Keys cross threads by copy, so object keys are compared by content, not identity.
+function mapKey(key: unknown): unknown {
+  return key !== null && typeof key === 'object' ? `\u0000json:${JSON.stringify(key)}` : key;
+}
+
+/**
+ * One batcher: groups messages per batch key into batches, emitted at `batchSize` ('size'),
+ * `batchTimeout` after a batch's first message ('timeout'), at the end of a processor call
+ * that brought a 'flush' message ('flush'), or on shutdown ('flush'). A key always goes to the
+ * same slot and a slot runs one batch at a time, so one key is never handled concurrently. A new
+ * key goes to the least loaded slot: hashing alone would often put the few busy keys of a
+ * pipeline (say 'customers' and 'orders') on one slot and leave the other idle.
+ */
+export class BatcherStage {
+  readonly options: ResolvedBatcher;
+  #host: StageHost;
+  #pending = new Map<unknown, Pending>();
+  #slotOfKey = new Map<unknown, number>();
+  #flushKeys: unknown[] = [];
+  #slots: Slot[];
+  #pendingCount = 0;
+  #queuedCount = 0;
+  #capacity: number;
+
+  constructor(options: ResolvedBatcher, host: StageHost) {
+    this.options = options;
+    this.#host = host;
+    this.#slots = Array.from({ length: options.concurrency }, () => ({ queue: [], running: 0, load: 0, keys: 0 }));
+    this.#capacity = options.maxDemand + options.concurrency * options.batchSize * 2;
+  }
+
+  get pendingCount(): number {
+    return this.#pendingCount;
+  }
+
+  get queuedCount(): number {
+    return this.#queuedCount;
+  }
+
+  /**
+   * Room for more from the processors. `upstream` is what the processors may hand over at once
+   * (their demand): a batcher that admits less than one processor task would stall them.
+   * `inFlight` is what processors hold already and will hand over whatever is decided now.
+   */
+  hasRoom(upstream: number, inFlight: number): boolean {
+    return this.#pendingCount + this.#queuedCount + inFlight < this.#capacity + upstream;
+  }
+
+  get idle(): boolean {
+    return this.#pendingCount === 0 && this.#queuedCount === 0;
+  }
+
+  add(message: MainMessage, ref: PayloadRef): void {
+    const key = mapKey(message.batchKey);
+    let p = this.#pending.get(key);
+    if (!p) {
+      p = { key: message.batchKey, messages: [], refs: [], flush: false };
+      this.#pending.set(key, p);
+      const pending = p;
+      p.timer = setTimeout(() => this.#emit(key, pending, 'timeout'), this.options.batchTimeout);
+    }
+    p.messages.push(message);
+    p.refs.push(ref);
+    this.#pendingCount++;
+    if (message.batchMode === 'flush' && !p.flush) {
+      p.flush = true;
+      this.#flushKeys.push(key);
+    }
+    if (p.messages.length >= this.options.batchSize) this.#emit(key, p, 'size');
+  }
+
+  /** The end of one processor call's messages: batches holding a 'flush' message go now. */
+  endOfChunk(): void {
+    if (this.#flushKeys.length === 0) return;
+    const keys = this.#flushKeys;
+    this.#flushKeys = [];
+    for (const key of keys) {
+      const p = this.#pending.get(key);
+      if (p?.flush) this.#emit(key, p, 'flush');
+    }
+  }
+
+  /** Shutdown: every pending batch goes now, with trigger 'flush'. */
+  flushAll(): void {
+    for (const [key, p] of [...this.#pending]) this.#emit(key, p, 'flush');
+  }
+
+  stop(): void {
+    for (const p of this.#pending.values()) clearTimeout(p.timer);
+  }
+
+  #emit(key: unknown, p: Pending, trigger: BatchTrigger): void {
+    if (this.#pending.get(key) !== p) return;
+    clearTimeout(p.timer);
+    this.#pending.delete(key);
+    const size = p.messages.length;
+    this.#pendingCount -= size;
+    this.#queuedCount += size;
+    const slotIndex = this.#slotFor(key);
+    const info: BatchInfo = { batcher: this.options.name, batchKey: p.key, partition: null, size, trigger };
+    const slot = this.#slots[slotIndex]!;
+    slot.load += size;
+    slot.queue.push({ info, messages: p.messages, refs: p.refs });
+    this.#run(slotIndex);
+  }
+
+  #slotFor(key: unknown): number {
+    const n = this.#slots.length;
+    if (n === 1) return 0;
+    let slot = this.#slotOfKey.get(key);
+    if (slot !== undefined) return slot;
+    if (this.#slotOfKey.size >= MAX_ASSIGNED_KEYS) return hashKey(key) % n;
+    slot = 0;
+    for (let s = 1; s < n; s++) {
+      const a = this.#slots[s]!;
+      const b = this.#slots[slot]!;
+      if (a.load < b.load || (a.load === b.load && a.keys < b.keys)) slot = s;
+    }
+    this.#slots[slot]!.keys++;
+    this.#slotOfKey.set(key, slot);
+    return slot;
+  }
+
+  #run(slotIndex: number): void {
+    const slot = this.#slots[slotIndex]!;
+    if (slot.running >= CALLS_IN_FLIGHT || slot.queue.length === 0 || this.#host.halted) return;
+    // Everything queued for the slot goes in one call: one thread hop for many batches.
+    const batches = slot.queue.splice(0, MAX_BATCHES_PER_CALL);
+    slot.running++;
+    const started = performance.now();
+    const jobs = batches.map((b) => ({ info: b.info, refs: b.refs, modes: b.messages.map((m) => m.batchMode) }));
+    this.#host.runtime.runBatches(this.options.name, slotIndex, jobs).then(
+      (outputs) => {
+        for (let i = 0; i < batches.length; i++) this.#finished(slotIndex, batches[i]!, outputs[i]!);
+        this.#called(slotIndex);
+      },
+      (error) => {
+        for (const batch of batches) this.#crashed(slotIndex, batch, error, started);
+        this.#called(slotIndex);
+      },
+    );
+  }
+
+  #called(slotIndex: number): void {
+    this.#slots[slotIndex]!.running--;
+    this.#run(slotIndex);
+    this.#host.progress();
+  }
+
+  #finished(slotIndex: number, batch: Batch, out: BatchOutput): void {
+    const host = this.#host;
+    if (host.halted) return;
+    const { messages, info } = batch;
+    const successful: MainMessage[] = [];
+    const failed: MainMessage[] = [];
+    let notReturned = 0;
+    const { statuses } = out;
+    for (let i = 0; i < messages.length; i++) {
+      const status = statuses ? statuses[i] : OK;
+      if (status === undefined) {
+        notReturned++;
+        continue;
+      }
+      messages[i]!.status = status;
+    }
+    if (out.handleFailed && channels.handleFailed.hasSubscribers) {
+      channels.handleFailed.publish({ pipeline: host.pipeline, stage: 'batcher', ...out.handleFailed });
+    }
+    if (out.ackOps) for (const [i, ops] of out.ackOps) applyAckOps(messages[i]!, ops, host.acker);
+    for (let i = 0; i < messages.length; i++) {
+      if (statuses && statuses[i] === undefined) continue;
+      const m = messages[i]!;
+      (m.status.kind === 'ok' ? successful : failed).push(m);
+    }
+    if (out.logs) for (const log of out.logs) host.logger.warn(log, log.msg);
+    this.#done(slotIndex, batch, successful, failed, notReturned, out.busyMs);
+  }
+
+  #crashed(slotIndex: number, batch: Batch, error: unknown, started: number): void {
+    const host = this.#host;
+    if (host.halted) return;
+    const serialized = serializeError(error);
+    host.logger.error({ err: serialized, batcher: this.options.name, slot: slotIndex, size: batch.messages.length }, 'a batch worker thread died; its batch is failed and the thread is replaced');
+    for (const m of batch.messages) m.status = { kind: 'error', error: serialized };
+    this.#done(slotIndex, batch, [], batch.messages, 0, performance.now() - started);
+  }
+
+  #done(slotIndex: number, batch: Batch, successful: MainMessage[], failed: MainMessage[], notReturned: number, durationMs: number): void {
+    const host = this.#host;
+    const { info } = batch;
+    this.#slots[slotIndex]!.load -= info.size;
+    host.acker.ack('batcher', successful, failed);
+    const stats = host.stats.batcher(this.options.name);
+    stats.batches++;
+    stats.messages += info.size;
+    stats.successful += successful.length;
+    stats.failed += failed.length;
+    stats.notReturned += notReturned;
+    host.stats.inPipeline -= info.size;
+    this.#queuedCount -= info.size;
+    if (channels.batch.hasSubscribers) {
+      channels.batch.publish({ pipeline: host.pipeline, batcher: this.options.name, slot: slotIndex, batchInfo: info, successful, failed, durationMs });
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// Demand and back-pressure (issue 2, "Demand"), for both runtimes. maxDemand is always set
+// explicitly: the threads runtime may choose its own default when it is unset, but obeys a user's.
+import { describe, expect, test } from 'vitest';
+import { AckRecorder, RUNTIMES, readLog, sleep, sum, tmpLog, useHarness, waitFor } from './helpers.js';
+
+describe.each(RUNTIMES)('demand [%s]', (runtime) => {
+  const h = useHarness(runtime);
+
+  test('a processor asks for maxDemand first, then tops up by maxDemand - minDemand', async () => {
+    const rec = new AckRecorder();
+    const demands: number[] = [];
+    let emitted = 0;
+    const LIMIT = 40;
+    const producer = {
+      handleDemand(n: number) {
+        demands.push(n);
+        const k = Math.min(n, LIMIT - emitted);
+        const out = [];
+        for (let i = 0; i < k; i++) out.push(rec.message({ id: emitted++ }));
+        return out;
+      },
+    };
+    const opts = h.options({ producer: { module: producer } });
+    const tel = h.telemetry(opts.name);
+    await h.start(opts);
+    await rec.waitForCount(LIMIT);
+    await sleep(150); // let the last top-up arrive
+    expect(demands[0]).toBe(10);
+    expect(demands.slice(1)).toEqual(demands.slice(1).map(() => 5));
+    // one top-up of 5 per completed processor call of 5: 8 calls -> 8 top-ups
+    expect(tel.processorSizes()).toEqual([5, 5, 5, 5, 5, 5, 5, 5]);
+    expect(demands.length).toBe(9);
+    expect(rec.successIds()).toEqual(Array.from({ length: LIMIT }, (_, i) => i));
+  });
+
+  test('23 messages pushed at once are handled in calls of 5,5,5,5,3 (maxDemand 10, minDemand 5)', async () => {
+    const rec = new AckRecorder();
+    const opts = h.options();
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    p.push(rec.messages(Array.from({ length: 23 }, (_, i) => i)));
+    await rec.waitForCount(23);
+    expect(tel.processorSizes()).toEqual([5, 5, 5, 5, 3]);
+    // no batchers: one ack call per processor call, same sizes, arrival order kept
+    expect(rec.calls.map((c) => c.successful.length)).toEqual([5, 5, 5, 5, 3]);
+    expect(rec.successIds()).toEqual(Array.from({ length: 23 }, (_, i) => i));
+  });
+
+  test('minDemand defaults to floor(maxDemand / 2): maxDemand 7 gives calls of at most 4', async () => {
+    const rec = new AckRecorder();
+    const opts = h.options({}, { maxDemand: 7, minDemand: undefined });
+    delete opts.processors.default.minDemand;
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    p.push(rec.messages(Array.from({ length: 10 }, (_, i) => i)));
+    await rec.waitForCount(10);
+    // chunks of at most 7 - 3 = 4; the first call gets a full chunk. (GenStage gives 4,3,3 here:
+    // the 7 first demanded arrive as 4+3, then the last 3; merging the leftover 3 with the next
+    // arrivals into 4,4,2 is allowed too.)
+    const sizes = tel.processorSizes();
+    expect(sizes[0]).toBe(4);
+    expect(Math.max(...sizes)).toBe(4);
+    expect(sum(sizes)).toBe(10);
+    expect(sizes.length).toBeLessThanOrEqual(3);
+  });
+
+  test('messages pushed together that fit in one call (<= maxDemand - minDemand) reach one call', async () => {
+    const rec = new AckRecorder();
+    const log = tmpLog();
+    const opts = h.options({ context: { log } });
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    p.push(rec.messages([1, 2, 3, 4, 5]));
+    await rec.waitForCount(5);
+    p.push(rec.messages([6, 7]));
+    await rec.waitForCount(7);
+    expect(tel.processorSizes()).toEqual([5, 2]);
+    const prepares = readLog(log).filter((l) => l.ev === 'prepare');
+    expect(prepares.map((l) => l.ids)).toEqual([
+      [1, 2, 3, 4, 5],
+      [6, 7],
+    ]);
+    expect(rec.shape()).toEqual([
+      [[1, 2, 3, 4, 5], []],
+      [[6, 7], []],
+    ]);
+  });
+
+  test('an endless producer: outstanding messages never exceed the processors\' maxDemand (no batchers)', async () => {
+    const rec = new AckRecorder();
+    const CONCURRENCY = 2;
+    const MAX = 6;
+    let demanded = 0;
+    let maxOutstanding = 0;
+    const violations: string[] = [];
+    let n = 0;
+    const producer = {
+      handleDemand(d: number) {
+        demanded += d;
+        const outstanding = demanded - rec.count();
+        maxOutstanding = Math.max(maxOutstanding, outstanding);
+        if (outstanding > CONCURRENCY * MAX) violations.push(`demanded ${demanded}, acked ${rec.count()}`);
+        return Array.from({ length: d }, () => rec.message({ id: n++, sleepMs: 2 }));
+      },
+    };
+    const opts = h.options({ producer: { module: producer } }, { concurrency: CONCURRENCY, maxDemand: MAX, minDemand: 3 });
+    const p = await h.start(opts);
+    await rec.waitForCount(150, 15_000);
+    await p.stop({ timeout: 5000 });
+    expect(violations).toEqual([]);
+    expect(maxOutstanding).toBeLessThanOrEqual(CONCURRENCY * MAX);
+    // everything the producer emitted was acked at stop, and only that
+    expect(rec.count()).toBe(n);
+  });
+
+  test('an endless producer behind a slow batcher: nothing is pulled that no stage has room for', async () => {
+    const rec = new AckRecorder();
+    // processor: maxDemand 10; batcher: concurrency 1, batchSize 5, maxDemand = batchSize (5).
+    // What the stages may hold, by their demand settings: the processors their maxDemand (10);
+    // the batcher its maxDemand of pending messages (5), per slot one batch running and one
+    // queued (2 * 1 * 5), and one hand-over of the processors' results (their maxDemand, 10).
+    // The spec leaves the batcher's exact capacity open; what matters is a bound set by the demand
+    // settings, not by time or throughput (unbounded pulling would reach hundreds here).
+    const BOUND = 10 + (5 + 2 * 1 * 5 + 10);
+    let demanded = 0;
+    let maxOutstanding = 0;
+    let n = 0;
+    const producer = {
+      handleDemand(d: number) {
+        demanded += d;
+        maxOutstanding = Math.max(maxOutstanding, demanded - rec.count());
+        return Array.from({ length: d }, () => rec.message({ id: n++, batchSleepMs: 100 }));
+      },
+    };
+    const opts = h.options({
+      producer: { module: producer },
+      batchers: { default: { concurrency: 1, batchSize: 5, batchTimeout: 50 } },
+    });
+    const p = await h.start(opts);
+    await sleep(1200);
+    const acked = rec.count();
+    expect(acked).toBeGreaterThanOrEqual(5); // progress
+    expect(maxOutstanding).toBeLessThanOrEqual(BOUND);
+    expect(demanded - acked).toBeLessThanOrEqual(BOUND);
+    // handleBatch takes >= 100 ms per batch of <= 5: at most ~12 batches in 1.2 s
+    expect(acked).toBeLessThanOrEqual(5 * 13);
+    await p.stop({ timeout: 5000 });
+    expect(rec.count()).toBe(n);
+    expect(sum(rec.calls.map((c) => c.failed.length))).toBe(0);
+  });
+});

@@ -1,0 +1,10 @@
+export { sqliteQueue, SqliteQueueProducer, type SqliteQueueSource } from './producer.js';
+export { queueAcknowledger, errorText, type QueueStats, type QueueAckData } from './acknowledger.js';
+export { migrate, CHECKPOINT_TABLE, CURSOR_FAILURES_TABLE, type MigrateOptions } from './migrate.js';
+export { enqueue, type EnqueueItem, type EnqueueOptions, type EnqueueResult } from './enqueue.js';
+export { openDatabase, type SqliteDatabase } from './connection.js';
+export { exponentialBackoff, quoteIdentifier, type SqliteQueueOptions, type SqliteCursorOptions, type BackoffOptions, type BackoffFunction } from './options.js';
+export { sqliteCursor, SqliteCursorProducer, type SqliteCursorSource } from './cursor.js';
+export { cursorAcknowledger, type CursorStats, type CursorAckData } from './cursor-acknowledger.js';
+export { AckTracker, type CursorKey } from './ack-tracker.js';
+export { countPending, queueCounts, deadLetters, readCheckpoint, cursorFailures, type DeadLetter, type QueueCounts, type CursorFailure } from './inspect.js';

@@ -1,0 +1,219 @@
+import { ThroughwayError } from '@throughway/workers';
+import { describeValue, integerOption as integer, invalidOption as invalid, onlyKeys, plainObject } from '@throughway/workers/internal';
+
+/**
+ * Option checking for everything this package exports. Every option is checked before a
+ * connection is opened, and an error names the option's path and the value received, so that
+ * a typo fails at start-up instead of turning into a silently ignored setting.
+ */
+
+/** How long to wait before a failed row is claimable again, from its delivery count (1 on the first failure). */
+export type BackoffFunction = (attempts: number) => number;
+
+/** Exponential backoff: `min(maxMs, baseMs * 2 ** (attempts - 1))`. */
+export interface BackoffOptions {
+  /** Delay after the first failure. Default 1000 ms. */
+  baseMs?: number;
+  /** Upper bound of the delay. Default 60000 ms. */
+  maxMs?: number;
+}
+
+/** Options of {@link sqliteQueue}. */
+export interface SqliteQueueOptions {
+  /** Path of the SQLite file. Each producer opens its own connection to it. */
+  database: string;
+  /** Queue table (created by `migrate`). Default `'throughway_events'`. */
+  table?: string;
+  /** How long a claimed row stays invisible to other claims. Default 30000 ms. */
+  leaseMs?: number;
+  /** How often to look for rows while demand is unmet. Default 100 ms. */
+  pollInterval?: number;
+  /** Deliveries before a failing row is moved to the dead-letter table. Default 5. */
+  maxAttempts?: number;
+  /** Delay before a failed row is retried. Default `{ baseMs: 1000, maxMs: 60000 }`. */
+  backoff?: BackoffOptions | BackoffFunction;
+  /** What a successful ack does to the row. Default `'delete'`. */
+  onSuccess?: 'delete' | 'mark_done';
+  /** SQLite `busy_timeout`: how long a claim or ack waits for another process's write lock. Default 5000 ms. */
+  busyTimeout?: number;
+  /**
+   * Rows a claim may take beyond the demand, held leased in memory until demand arrives, so that
+   * small demand increments do not each pay for a transaction. Default 0.
+   */
+  prefetch?: number;
+  /** Put `{ id, attempts }` (and the row's stored metadata) in `message.metadata`. Default true. */
+  metadata?: boolean;
+  /** Create the tables at `init` if they are missing. Default true. */
+  migrate?: boolean;
+  /**
+   * Run claims and acks on a thread of the producer's own that holds the connection, instead of
+   * on the main thread. Takes the SQLite work (~2.5 µs a row) off the main thread, which the
+   * pipeline needs for everything else; costs a thread and a hop per claim. Default false.
+   */
+  thread?: boolean;
+  /** Called when a claim fails (e.g. the database stayed locked past `busyTimeout`); the claim is retried at the next poll. */
+  onError?: (error: unknown) => void;
+}
+
+/** Options of {@link sqliteCursor}. */
+export interface SqliteCursorOptions {
+  /** Path of the SQLite file. */
+  database: string;
+  /** The table to read, in `key` order. It is never written to. */
+  table: string;
+  /** A unique, non-null, preferably indexed column. Default `'id'`. */
+  key?: string;
+  /** Name of the checkpoint in `throughway_checkpoints`. Default: the table name. */
+  checkpointName?: string;
+  /** How often to look for new rows once the end of the table is reached. Default 1000 ms. */
+  pollInterval?: number;
+  /** SQLite `busy_timeout`. Default 5000 ms. */
+  busyTimeout?: number;
+  /** Called when a read fails; it is retried at the next poll. */
+  onError?: (error: unknown) => void;
+}
+
+export interface ResolvedQueueOptions {
+  database: string;
+  table: string;
+  leaseMs: number;
+  pollInterval: number;
+  maxAttempts: number;
+  backoff: BackoffFunction;
+  onSuccess: 'delete' | 'mark_done';
+  busyTimeout: number;
+  prefetch: number;
+  metadata: boolean;
+  migrate: boolean;
+  thread: boolean;
+  onError: (error: unknown) => void;
+}
+
+export interface ResolvedCursorOptions {
+  database: string;
+  table: string;
+  key: string;
+  checkpointName: string;
+  pollInterval: number;
+  busyTimeout: number;
+  onError: (error: unknown) => void;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export { describeValue, invalid };
+
+function boolean(path: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') invalid(path, 'a boolean', value);
+  return value;
+}
+
+function databasePath(path: string, value: unknown): string {
+  // A path, not a connection: each producer opens its own (connections cannot be shared
+  // between processes, and ':memory:' would give every producer a different empty database).
+  if (typeof value !== 'string' || value === '' || value === ':memory:' || value.startsWith('file:')) {
+    invalid(path, 'the path of a SQLite file', value);
+  }
+  return value;
+}
+
+/**
+ * Checks a table or column name against `/^[A-Za-z_][A-Za-z0-9_]*$/` and returns it quoted.
+ * No SQL is ever built from a name that did not pass here.
+ *
+ * @example
+ * quoteIdentifier('throughway_events', 'table') // '"throughway_events"'
+ */
+export function quoteIdentifier(name: unknown, path: string): string {
+  if (typeof name !== 'string' || !IDENTIFIER.test(name)) invalid(path, 'an identifier matching /^[A-Za-z_][A-Za-z0-9_]*$/', name);
+  return `"${name}"`;
+}
+
+/** Checks a table name (see {@link quoteIdentifier}) and returns it unquoted. */
+export function tableName(value: unknown, path: string, fallback?: string): string {
+  const name = value === undefined ? fallback : value;
+  quoteIdentifier(name, path);
+  return name as string;
+}
+
+/** The default `onError`: a process warning, so a locked database is visible but not fatal. */
+function warn(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`@throughway/sqlite-producer: ${message}; retrying at the next poll`, { code: 'THROUGHWAY_SQLITE_PRODUCER' });
+}
+
+function backoffFrom(path: string, value: unknown): BackoffFunction {
+  if (value === undefined) return exponentialBackoff(1000, 60_000);
+  if (typeof value === 'function') {
+    const fn = value as BackoffFunction;
+    // A backoff that returns junk must not store NaN in available_at: it would never be claimable.
+    return (attempts) => {
+      const ms = fn(attempts);
+      return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : 0;
+    };
+  }
+  const b = plainObject(path, value);
+  onlyKeys(path, b, ['baseMs', 'maxMs']);
+  const baseMs = integer(`${path}.baseMs`, b.baseMs, 1000, 0);
+  const maxMs = integer(`${path}.maxMs`, b.maxMs, Math.max(60_000, baseMs), 0);
+  if (maxMs < baseMs) invalid(`${path}.maxMs`, `an integer from baseMs (${baseMs}) and up`, b.maxMs);
+  return exponentialBackoff(baseMs, maxMs);
+}
+
+/**
+ * `min(maxMs, baseMs * 2 ** (attempts - 1))`.
+ *
+ * @example
+ * exponentialBackoff(1000, 60000)(3) // 4000
+ */
+export function exponentialBackoff(baseMs: number, maxMs: number): BackoffFunction {
+  return (attempts) => Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
+}
+
+function onErrorFrom(path: string, value: unknown): (error: unknown) => void {
+  if (value === undefined) return warn;
+  if (typeof value !== 'function') invalid(path, 'a function', value);
+  return value as (error: unknown) => void;
+}
+
+/** Checks the options of `sqliteQueue` and fills in the defaults. */
+export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
+  const o = plainObject('sqliteQueue', input);
+  onlyKeys('sqliteQueue', o, ['database', 'table', 'leaseMs', 'pollInterval', 'maxAttempts', 'backoff', 'onSuccess', 'busyTimeout', 'prefetch', 'metadata', 'migrate', 'thread', 'onError']);
+  const onSuccess = o.onSuccess ?? 'delete';
+  if (onSuccess !== 'delete' && onSuccess !== 'mark_done') invalid('sqliteQueue.onSuccess', "'delete' or 'mark_done'", o.onSuccess);
+  return {
+    database: databasePath('sqliteQueue.database', o.database),
+    table: tableName(o.table, 'sqliteQueue.table', 'throughway_events'),
+    leaseMs: integer('sqliteQueue.leaseMs', o.leaseMs, 30_000, 1),
+    pollInterval: integer('sqliteQueue.pollInterval', o.pollInterval, 100, 1),
+    maxAttempts: integer('sqliteQueue.maxAttempts', o.maxAttempts, 5, 1),
+    backoff: backoffFrom('sqliteQueue.backoff', o.backoff),
+    onSuccess,
+    busyTimeout: integer('sqliteQueue.busyTimeout', o.busyTimeout, 5000, 0),
+    prefetch: integer('sqliteQueue.prefetch', o.prefetch, 0, 0),
+    metadata: boolean('sqliteQueue.metadata', o.metadata, true),
+    migrate: boolean('sqliteQueue.migrate', o.migrate, true),
+    thread: boolean('sqliteQueue.thread', o.thread, false),
+    onError: onErrorFrom('sqliteQueue.onError', o.onError),
+  };
+}
+
+/** Checks the options of `sqliteCursor` and fills in the defaults. */
+export function resolveCursorOptions(input: unknown): ResolvedCursorOptions {
+  const o = plainObject('sqliteCursor', input);
+  onlyKeys('sqliteCursor', o, ['database', 'table', 'key', 'checkpointName', 'pollInterval', 'busyTimeout', 'onError']);
+  const table = tableName(o.table, 'sqliteCursor.table');
+  const checkpointName = o.checkpointName ?? table;
+  if (typeof checkpointName !== 'string' || checkpointName === '') invalid('sqliteCursor.checkpointName', 'a non-empty string', o.checkpointName);
+  return {
+    database: databasePath('sqliteCursor.database', o.database),
+    table,
+    key: tableName(o.key, 'sqliteCursor.key', 'id'),
+    checkpointName,
+    pollInterval: integer('sqliteCursor.pollInterval', o.pollInterval, 1000, 1),
+    busyTimeout: integer('sqliteCursor.busyTimeout', o.busyTimeout, 5000, 0),
+    onError: onErrorFrom('sqliteCursor.onError', o.onError),
+  };
+}

@@ -1,0 +1,128 @@
+// Real child processes: a SIGKILL mid-run, restarts, and two processes sharing one queue file.
+import { hostname } from 'node:os';
+import { describe, expect, test } from 'vitest';
+import { countPending, deadLetters, enqueue, migrate, readCheckpoint } from '@throughway/sqlite-producer';
+import { open, processedCount, processedRows, runChild, tmpDb, waitFor, type Child } from './helpers.js';
+
+const payloads = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ n: i + 1 }));
+
+async function killWhen(child: Child, ready: () => boolean, what: string): Promise<void> {
+  try {
+    await waitFor(ready, what, 30_000);
+  } catch (error) {
+    child.process.kill('SIGKILL');
+    throw new Error(`${(error as Error).message}\nchild output:\n${child.output()}`);
+  }
+  child.process.kill('SIGKILL');
+  const { signal } = await child.exited;
+  expect(signal).toBe('SIGKILL');
+}
+
+async function finishes(child: Child): Promise<void> {
+  const { code, signal } = await child.exited;
+  expect({ code, signal }, child.output()).toEqual({ code: 0, signal: null });
+}
+
+describe('queue mode across processes', () => {
+  test.each([
+    { runtime: 'inline', thread: false },
+    { runtime: 'threads', thread: false },
+    { runtime: 'inline', thread: true },
+  ])('kill -9 mid-batch [$runtime, store thread: $thread]: leases expire, a second run processes the rest, every row at least once, the queue ends empty', async ({ runtime, thread }) => {
+    const database = tmpDb('queue');
+    const side = tmpDb('side');
+    migrate(database);
+    const N = 600;
+    enqueue(database, payloads(N));
+    const common = { mode: 'queue', database, side, leaseMs: 1500, concurrency: 4, runtime, maxDemand: 10, thread };
+
+    const first = runChild('run-pipeline.mjs', { ...common, delayMs: 5 });
+    await killWhen(first, () => processedCount(side) >= 100, '100 rows processed by the first run');
+    const pid = first.process.pid!;
+    const db = open(database);
+    const leasedAtKill = db.prepare('SELECT id FROM throughway_events WHERE leased_by LIKE ? AND lease_until > ?').pluck().all(`${hostname()}:${pid}:%`, Date.now()) as number[];
+    db.close();
+    expect(leasedAtKill.length, 'rows were in flight when the process died').toBeGreaterThan(0);
+    expect(countPending(database)).toBeGreaterThan(0);
+
+    const second = runChild('run-pipeline.mjs', { ...common, delayMs: 0, untilDone: true });
+    await finishes(second);
+
+    expect(countPending(database)).toBe(0);
+    expect(deadLetters(database)).toEqual([]);
+    const rows = processedRows(side);
+    const seen = new Map<number, number>();
+    for (const r of rows) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
+    for (let id = 1; id <= N; id++) expect(seen.get(id), `row ${id} processed`).toBeGreaterThanOrEqual(1);
+    // Only rows the dead process held can have been processed twice.
+    const twice = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+    const held = new Set(leasedAtKill);
+    expect(twice.filter((id) => !held.has(id))).toEqual([]);
+    // The second run waited for the leases to expire: it handled the killed run's rows itself.
+    const secondPid = second.process.pid!;
+    const bySecond = new Set(rows.filter((r) => r.pid === secondPid).map((r) => r.id));
+    for (const id of leasedAtKill) expect(bySecond.has(id), `leased row ${id} redelivered`).toBe(true);
+  });
+
+  test('two processes share one queue file (one with a store thread): no row is handed to both, every row processed exactly once', async () => {
+    const database = tmpDb('queue');
+    const side = tmpDb('side');
+    migrate(database);
+    const N = 2000;
+    enqueue(database, payloads(N));
+    // mark_done keeps each row with the leased_by of the producer that acked it.
+    const common = { mode: 'queue', database, side, concurrency: 2, delayMs: 1, onSuccess: 'mark_done', untilDone: true };
+    const a = runChild('run-pipeline.mjs', common);
+    const b = runChild('run-pipeline.mjs', { ...common, thread: true });
+    await Promise.all([finishes(a), finishes(b)]);
+
+    const rows = processedRows(side);
+    expect(rows).toHaveLength(N);
+    expect(new Set(rows.map((r) => r.id)).size).toBe(N);
+    const pids = new Set(rows.map((r) => r.pid));
+    expect(pids, 'both processes took part').toEqual(new Set([a.process.pid, b.process.pid]));
+    // Each row's last lease names the process that processed it.
+    const db = open(database);
+    const leasedBy = new Map((db.prepare('SELECT id, leased_by, attempts FROM throughway_events').all() as { id: number; leased_by: string; attempts: number }[]).map((r) => [r.id, r]));
+    db.close();
+    for (const r of rows) {
+      const row = leasedBy.get(r.id)!;
+      expect(row.leased_by.split(':')[1]).toBe(String(r.pid));
+      expect(row.attempts).toBe(1);
+    }
+  });
+});
+
+describe('cursor mode across processes', () => {
+  test('kill -9, then a restart resumes after the checkpoint: every row at least once, none before the checkpoint again', async () => {
+    const database = tmpDb('users');
+    const side = tmpDb('side');
+    const db = open(database);
+    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)');
+    const insert = db.prepare('INSERT INTO users (id, email) VALUES (?, ?)');
+    const N = 600;
+    db.transaction(() => {
+      for (let i = 1; i <= N; i++) insert.run(i, `u${i}@example.com`);
+    })();
+    db.close();
+    const common = { mode: 'cursor', database, table: 'users', checkpointName: 'resume-test', side, concurrency: 4 };
+
+    const first = runChild('run-pipeline.mjs', { ...common, delayMs: 5 });
+    await killWhen(first, () => processedCount(side) >= 150, '150 rows processed by the first run');
+    const checkpoint = readCheckpoint(database, 'resume-test') as number;
+    expect(checkpoint).toBeGreaterThan(0);
+    expect(checkpoint).toBeLessThan(N);
+    const beforeRestart = new Set(processedRows(side).map((r) => r.id));
+    for (let id = 1; id <= checkpoint; id++) expect(beforeRestart.has(id), `row ${id} at or below the checkpoint was processed`).toBe(true);
+
+    const second = runChild('run-pipeline.mjs', { ...common, delayMs: 0, untilDone: true });
+    await finishes(second);
+    expect(readCheckpoint(database, 'resume-test')).toBe(N);
+    const rows = processedRows(side);
+    const bySecond = rows.filter((r) => r.pid === second.process.pid).map((r) => r.id);
+    expect(Math.min(...bySecond)).toBe(checkpoint + 1);
+    expect(new Set(bySecond).size).toBe(N - checkpoint);
+    const all = new Set(rows.map((r) => r.id));
+    for (let id = 1; id <= N; id++) expect(all.has(id)).toBe(true);
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * The one error class the library raises. Callers branch on `code`, never on `instanceof`:
+ * a class does not survive a thread hop, a code does.
+ *
+ * @example
+ * try { await Pipeline.start(options) } catch (error) {
+ *   if ((error as ThroughwayError).code === 'ERR_THROUGHWAY_INVALID_OPTION') console.error(error.message)
+ * }
+ */
+export class ThroughwayError extends Error {
+  readonly code: string;
+  details?: unknown;
+
+  constructor(code: string, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ThroughwayError';
+    this.code = code;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+/** An error as plain data, the only form in which errors cross threads and reach acknowledgers. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+}
+
+/** Turns anything thrown into plain data, keeping `code` when the thrown value has one. */
+export function serializeError(error: unknown): SerializedError {
+  if (error !== null && typeof error === 'object') {
+    const e = error as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
+    const out: SerializedError = {
+      name: typeof e.name === 'string' ? e.name : 'Error',
+      message: typeof e.message === 'string' ? e.message : String(error),
+    };
+    if (typeof e.stack === 'string') out.stack = e.stack;
+    if (typeof e.code === 'string' || typeof e.code === 'number') out.code = String(e.code);
+    return out;
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+/** A failure reason that is an Error is kept as `{ name, message }` so it survives threads and JSON. */
+export function toReason(reason: unknown): unknown {
+  if (reason instanceof Error) return { name: reason.name, message: reason.message };
+  return reason;
+}
+
+/** A short, safe description of a value for error messages: `0 (number)`, `an object`, ... */
+export function describeValue(value: unknown): string {
+  if (value === null) return '`null`';
+  if (value === undefined) return '`undefined`';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  switch (typeof value) {
+    case 'string':
+      return `\`${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)}\` (string)`;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return `\`${String(value)}\` (${typeof value})`;
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  }
+}
+
+/**
+ * Rebuilds a `ThroughwayError` from its plain form after a thread hop, keeping its code (or
+ * giving `fallbackCode` to an error that had none) and the thread's stack.
+ */
+export function reviveError(error: SerializedError, fallbackCode: string): ThroughwayError {
+  const code = error.code?.startsWith('ERR_THROUGHWAY_') ? error.code : fallbackCode;
+  const revived = new ThroughwayError(code, error.message);
+  if (error.stack) revived.stack = error.stack;
+  return revived;
+}

@@ -1,0 +1,20 @@
+/**
+ * The coordinator's view of this package: runners, codecs and thread entry points. Not part of
+ * the API a handler module uses; `@throughway/core` imports it as `@throughway/workers/internal`.
+ */
+export { runProcessorCall, type ProcessorScope } from './processor-runner.js';
+export { runBatch } from './batch-runner.js';
+export { initHandlers, loadHandlers, toModuleUrl } from './load-handlers.js';
+export { shapeOf, type HandlerShape } from './define-pipeline.js';
+export { concatSlices, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';
+export { OK } from './message.js';
+export { toReason, describeValue, reviveError } from './errors.js';
+export { invalidOption, plainObject, onlyKeys, integerOption } from './option-checks.js';
+export type * from './runner-types.js';
+export { cell, columnOf } from './runner-types.js';
+export type * from './thread-config.js';
+
+/** The Piscina task module of processor threads. */
+export const processorTaskUrl: URL = new URL('./processor-task.js', import.meta.url);
+/** The module each batch worker thread runs. */
+export const batchWorkerUrl: URL = new URL('./batch-worker.js', import.meta.url);

@@ -1,0 +1,69 @@
+/**
+ * The Piscina task module of the threads runtime: every processor thread loads it. It keeps the
+ * handler module and its `setup` context for the thread's life and runs whole processor calls.
+ */
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import type { PipelineHandlers } from './define-pipeline.js';
+import { shapeOf } from './define-pipeline.js';
+import { initHandlers } from './load-handlers.js';
+import { serializeError } from './errors.js';
+import { encodeValues } from './payload-codec.js';
+import { runProcessorCall, type ProcessorScope } from './processor-runner.js';
+import type { DescribeResult, ProcessorTask, ProcessorTaskResult, ProcessorThreadConfig } from './thread-config.js';
+
+const config = workerData as ProcessorThreadConfig;
+let scope: Promise<ProcessorScope> | undefined;
+
+async function init(): Promise<ProcessorScope> {
+  const { handlers, context } = await initHandlers(config.handlers, config.context, { kind: 'processor' });
+  listenForTeardown(handlers, () => context);
+  return { handlers, context, processor: config.processor, batchers: config.batchers };
+}
+
+function listenForTeardown(handlers: PipelineHandlers, context: () => unknown): void {
+  const channel = new BroadcastChannel(config.channel);
+  // Unref'd: the channel must not keep a thread alive that Piscina wants to end.
+  channel.unref();
+  channel.onmessage = async () => {
+    let error: string | undefined;
+    try {
+      await handlers.teardown?.(context());
+    } catch (e) {
+      error = (e as Error)?.message ?? String(e);
+    }
+    channel.postMessage({ threadId, error });
+    channel.close();
+  };
+}
+
+export default async function processorTask(task: ProcessorTask): Promise<ProcessorTaskResult | DescribeResult> {
+  let current: ProcessorScope;
+  try {
+    current = await (scope ??= init());
+  } catch (error) {
+    // Returned, not thrown: a thrown error loses its code on the way to the main thread.
+    return { outputs: [], threadId, initError: serializeError(error) };
+  }
+  if (task.kind === 'describe') return { shape: shapeOf(current.handlers), threadId };
+  const outputs = [];
+  for (const call of task.calls) outputs.push(await runProcessorCall(current, call));
+  if (config.batchers === null) return { outputs, threadId };
+
+  // Forwarded values of all calls go into one buffer so the task answers with one copy.
+  const all: [unknown, Record<string, unknown>][] = [];
+  const counts: number[] = [];
+  for (const out of outputs) {
+    const values = out.values ?? [];
+    counts.push(values.length);
+    for (const v of values) all.push(v);
+    delete out.values;
+  }
+  const encoded = encodeValues(all);
+  const offsets: Uint32Array[] = [];
+  let at = 0;
+  for (const n of counts) {
+    offsets.push(encoded.offsets.subarray(at, at + n + 1));
+    at += n;
+  }
+  return { outputs, threadId, buffer: encoded.buffer, offsets };
+}

@@ -1,0 +1,58 @@
+import type { BatchInfo } from './batch-info.js';
+import type { BatchMode } from './message.js';
+import type { CallInput, CallOutput } from './runner-types.js';
+
+/** `workerData` of a processor thread. */
+export interface ProcessorThreadConfig {
+  pipeline: string;
+  handlers: string;
+  context: unknown;
+  processor: string;
+  batchers: string[] | null;
+  /** BroadcastChannel name on which the coordinator asks every thread to tear down. */
+  channel: string;
+}
+
+export type ProcessorTask = { kind: 'describe' } | { kind: 'calls'; calls: CallInput[] };
+
+/** A task's answer: the calls' outputs, with forwarded values encoded into one buffer. */
+export interface ProcessorTaskResult {
+  outputs: CallOutput[];
+  /** The thread that ran the task: the coordinator counts threads that ran `setup`. */
+  threadId: number;
+  /** Loading the handler module or `setup` failed in this thread. */
+  initError?: import('./errors.js').SerializedError;
+  buffer?: Uint8Array;
+  /** Per call, the offsets of its forwarded values inside `buffer`. */
+  offsets?: Uint32Array[];
+}
+
+export interface DescribeResult {
+  shape: import('./define-pipeline.js').HandlerShape;
+  threadId: number;
+}
+
+export interface BatchThreadConfig {
+  pipeline: string;
+  handlers: string;
+  context: unknown;
+  batcher: string;
+  slot: number;
+}
+
+export interface EncodedBatch {
+  batcher: string;
+  info: BatchInfo;
+  buffer: Uint8Array;
+  offsets: Uint32Array;
+  /** Sparse: indices of the messages in 'flush' mode (the rest are 'bulk'). */
+  flush?: number[];
+}
+
+export interface BatchWorkerApi {
+  /** Errors come back as data (`initError`): comlink would drop their code. */
+  init(config: BatchThreadConfig): Promise<{ shape?: import('./define-pipeline.js').HandlerShape; initError?: import('./errors.js').SerializedError }>;
+  /** Runs the batches one after another, in order; one post carries many batches. */
+  run(batches: EncodedBatch[]): Promise<import('./runner-types.js').BatchOutput[]>;
+  teardown(): Promise<void>;
+}
