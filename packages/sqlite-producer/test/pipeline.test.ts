@@ -24,8 +24,10 @@ describe.each(QUEUE_CASES)('queue through a pipeline [$runtime, store thread: $t
     expect(result.unacked).toBe(0);
     expect(countPending(file)).toBe(0);
     expect(source.stats()).toEqual({ claimed: 5000, acked: 5000, retried: 0, deadLettered: 0, errors: 0 });
-    // Both producers claimed some.
-    expect(source.producers.map((p) => p.stats().claimed).every((n) => n > 0)).toBe(true);
+    // Each row was claimed by exactly one of the two producers. (How the rows split between
+    // them is up to SQLite's busy handler, which is not fair: one producer may take them all.)
+    expect(source.producers).toHaveLength(2);
+    expect(source.producers.reduce((sum, p) => sum + p.stats().claimed, 0)).toBe(5000);
   });
 
   test('rows enqueued while the pipeline runs are picked up by polling', async () => {
