@@ -3,9 +3,18 @@ import { ThroughwayError } from '@throughway/workers';
 import { describeValue } from './options.js';
 import type { AckCounts, Failure, QueueStoreLike } from './queue-store.js';
 import type { BackoffFunction } from './options.js';
+import { AckWindow, type AckTicket, type AckWrite } from './ack-window.js';
 
 /** Acks waiting to be written that make a write happen at once (see QueueAckRef). */
 export const ACK_BATCH = 256;
+/** Queue mode: a resolved prefix of this many acks is written at once (see QueueAckRef). */
+export const QUEUE_ACK_BATCH = 4096;
+/** Queue mode: how often waiting acks are written. */
+export const QUEUE_ACK_DELAY_MS = 10;
+/** Queue mode: acks held back behind an unresolved row are written after this long at most. */
+export const QUEUE_ACK_MAX_WAIT_MS = 500;
+/** Queue mode: this many waiting acks are written at once, gaps and all. */
+export const QUEUE_ACK_MAX_WAITING = 32_768;
 
 /** Counters of one queue producer. */
 export interface QueueStats {
@@ -28,35 +37,53 @@ export interface QueueAckData {
   attempts: number;
   /** Set to false by `Message.configureAck(m, { retry: false })`. */
   retry?: boolean;
+  /** The producer's delivery sequence number: where the ack waits to be written. */
+  seq?: number;
 }
 
 /**
  * The acknowledger's per-producer state (the `ref` of every message a producer emits): the
  * producer's connection and the acks waiting to be written.
  *
- * Acks are collected and written together, in one transaction, once ACK_BATCH rows are waiting
- * or on the next turn of the event loop, whichever comes first: a pipeline acks once per
- * processor call, and a transaction for every small call would cost more than the rows it
- * deletes. Each `ack` returns a promise that settles when its rows are written, so the
- * pipeline's drain waits for them; `terminate` writes what is left.
+ * Acks are collected in an {@link AckWindow} and written together, in one transaction: the
+ * resolved prefix of the delivery order once QUEUE_ACK_BATCH rows form it, else every
+ * QUEUE_ACK_DELAY_MS. A pipeline acks once per processor call or batch, and the batches of one
+ * claim (split by batcher and batch key) ack interleaved ids; written as they came they cost a
+ * DELETE per short run of ids and a commit per batch, while the resolved prefix is one range
+ * (measured 1.7 vs 0.7 CPU-µs per row). Acks held back behind a slow row are written anyway once
+ * they waited `maxWaitMs` (a quarter of the lease, at most QUEUE_ACK_MAX_WAIT_MS) or once
+ * QUEUE_ACK_MAX_WAITING are waiting. Each `ack` returns a promise that settles when its rows are
+ * written, so the pipeline's drain waits for them; `close` writes what is left. Holding an ack
+ * only postpones a deletion: a crash before the write redelivers the rows (at-least-once).
  */
 export class QueueAckRef {
   readonly store: QueueStoreLike;
   readonly stats: QueueStats;
   readonly backoff: BackoffFunction;
-  #ok: number[] = [];
-  #failures: Failure[] = [];
-  #flush: Promise<void> | undefined;
+  readonly maxWaitMs: number;
+  #window = new AckWindow();
+  #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(store: QueueStoreLike, stats: QueueStats, backoff: BackoffFunction) {
+  constructor(store: QueueStoreLike, stats: QueueStats, backoff: BackoffFunction, leaseMs: number) {
     this.store = store;
     this.stats = stats;
     this.backoff = backoff;
+    this.maxWaitMs = Math.max(1, Math.min(QUEUE_ACK_MAX_WAIT_MS, Math.floor(leaseMs / 4)));
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Acks waiting to be written. */
+  get waiting(): number {
+    return this.#window.waiting;
+  }
+
+  /** The producer hands out the row `id` as a message: returns its `seq` for the ack data. */
+  delivered(id: number): number {
+    return this.#window.delivered(id);
   }
 
   /** Queues acks; the returned promise settles once they are in the database. */
@@ -66,45 +93,62 @@ export class QueueAckRef {
         new ThroughwayError('ERR_THROUGHWAY_PRODUCER_TERMINATED', `sqlite queue producer ${this.store.leasedBy} is terminated; ${successful.length + failed.length} acks are dropped and their rows will be delivered again when their lease expires`),
       );
     }
+    const now = Date.now();
+    let settle!: (error?: unknown) => void;
+    const promise = new Promise<void>((resolve, reject) => (settle = (error) => (error === undefined ? resolve() : reject(error))));
+    const window = this.#window;
+    const ticket = window.ticket(now, settle);
     for (const m of successful) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
-      if (data && typeof data.id === 'number') this.#ok.push(data.id);
+      if (data && typeof data.id === 'number') window.acked(data.id, data.seq, undefined, ticket);
     }
     for (const m of failed) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
       if (!data || typeof data.id !== 'number') continue;
-      this.#failures.push({ id: data.id, attempts: data.attempts, error: errorText(m.status), retry: data.retry !== false, retryAt: Date.now() + this.backoff(data.attempts) });
+      window.acked(data.id, data.seq, { id: data.id, attempts: data.attempts, error: errorText(m.status), retry: data.retry !== false, retryAt: now + this.backoff(data.attempts) }, ticket);
     }
-    if (this.#ok.length + this.#failures.length >= ACK_BATCH) {
-      // Enough for one transaction: write now. Waiting for the event loop is not an option here:
-      // a busy inline pipeline runs call after call in microtasks and may not yield to it for
-      // seconds, while the rows' leases run out.
-      try {
-        return this.flush() ?? Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    this.#flush ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        try {
-          resolve(this.flush());
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    return this.#flush;
+    if (ticket.remaining === 0) return Promise.resolve();
+    window.advance();
+    // Enough for one transaction: write now. Waiting for the event loop is not an option here:
+    // a busy inline pipeline runs call after call in microtasks and may not yield to it for
+    // seconds, while the rows' leases run out.
+    if (window.waiting >= QUEUE_ACK_MAX_WAITING) this.#writeNow(window.takeOlderThan(Infinity));
+    else if (window.ready >= QUEUE_ACK_BATCH) this.#writeNow(window.takeReady());
+    this.#schedule();
+    return promise;
   }
 
-  /** Writes the pending acks now, in one transaction (a promise when the store is on a thread). */
+  /** Writes every waiting ack now, in one transaction. */
   flush(): void | Promise<void> {
-    this.#flush = undefined;
-    if (this.#ok.length === 0 && this.#failures.length === 0) return;
-    const ok = this.#ok;
-    const failures = this.#failures;
-    this.#ok = [];
-    this.#failures = [];
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    return this.#write(this.#window.takeOlderThan(Infinity));
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#window.waiting === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const window = this.#window;
+      const cutoff = Date.now() - this.maxWaitMs;
+      this.#writeNow(window.oldest <= cutoff ? window.takeOlderThan(cutoff + 1) : window.takeReady());
+      this.#schedule();
+    }, QUEUE_ACK_DELAY_MS);
+  }
+
+  // For writes nobody awaits: their outcome reaches the acks through their tickets.
+  #writeNow(write: AckWrite): void {
+    try {
+      const result = this.#write(write);
+      if (result) result.catch(() => undefined);
+    } catch {
+      // Rejected the tickets already.
+    }
+  }
+
+  #write(write: AckWrite): void | Promise<void> {
+    const { ok, failures, tickets } = write;
+    if (ok.length === 0 && failures.length === 0) return;
     if (this.#closed) return;
     let result: AckCounts | Promise<AckCounts>;
     try {
@@ -112,24 +156,27 @@ export class QueueAckRef {
     } catch (error) {
       // The rows stay leased: they are delivered again when the lease expires (at-least-once).
       this.stats.errors++;
+      for (const t of tickets) t.settle(error);
       throw error;
     }
     if (result instanceof Promise) {
       return result.then(
-        (counts) => this.#count(counts),
+        (counts) => this.#done(counts, tickets),
         (error) => {
           this.stats.errors++;
+          for (const t of tickets) t.settle(error);
           throw error;
         },
       );
     }
-    this.#count(result);
+    this.#done(result, tickets);
   }
 
-  #count(counts: AckCounts): void {
+  #done(counts: AckCounts, tickets: Set<AckTicket>): void {
     this.stats.acked += counts.acked;
     this.stats.retried += counts.retried;
     this.stats.deadLettered += counts.deadLettered;
+    for (const t of tickets) if (t.remaining === 0) t.settle();
   }
 
   /** Writes what is pending and refuses later acks. */

@@ -78,7 +78,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
 
   #attach(store: QueueStoreLike): void {
     this.#store = store;
-    this.#ref = new QueueAckRef(store, this.#stats, this.options.backoff);
+    this.#ref = new QueueAckRef(store, this.#stats, this.options.backoff, this.options.leaseMs);
   }
 
   handleDemand(demand: number): ThroughwayMessage[] {
@@ -190,7 +190,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   }
 
   #message(row: ClaimedRow): ThroughwayMessage {
-    const data: QueueAckData = { id: row.id, attempts: row.attempts };
+    const data: QueueAckData = { id: row.id, attempts: row.attempts, seq: this.#ref!.delivered(row.id) };
     let metadata: Record<string, unknown> | undefined;
     if (this.options.metadata) {
       metadata = { id: row.id, attempts: row.attempts };

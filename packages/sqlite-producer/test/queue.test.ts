@@ -118,7 +118,7 @@ describe('claims', () => {
     const first = one.handleDemand(3);
     expect(first.map((m) => m.data)).toEqual(['a', 'b', 'c']);
     expect(first[0]!.metadata).toEqual({ id: 1, attempts: 1 });
-    expect(first[0]!.acknowledger!.data).toEqual({ id: 1, attempts: 1 });
+    expect(first[0]!.acknowledger!.data).toEqual({ id: 1, attempts: 1, seq: 0 });
     const second = two.handleDemand(5);
     expect(second.map((m) => m.data)).toEqual(['d', 'e']);
     expect(two.owed).toBe(3);
@@ -278,7 +278,7 @@ describe('acks', () => {
     const [bad, good] = p.handleDemand(2);
     const a = bad!.acknowledger!;
     a.data = queueAcknowledger.configure!(a.ref, a.data, { retry: false });
-    expect(a.data).toEqual({ id: 1, attempts: 1, retry: false });
+    expect(a.data).toEqual({ id: 1, attempts: 1, seq: 0, retry: false });
     await ack([good!], [fail(bad!, { name: 'ValidationError', message: 'missing field total' })]);
     expect(deadLetters(file)).toEqual([expect.objectContaining({ id: 1, attempts: 1, last_error: 'missing field total' })]);
     expect(countPending(file)).toBe(0);
@@ -304,6 +304,52 @@ describe('acks', () => {
     const done = ack(ms);
     p.terminate();
     await done;
+    expect(countPending(file)).toBe(0);
+  });
+});
+
+describe('ack window (acks are written in delivery order, in ranges)', () => {
+  test('an ack behind an unacked row waits for it, then both are written in one range', async () => {
+    const file = tmpDbWith(['a', 'b', 'c']);
+    const { p } = producer({ database: file, leaseMs: 3_600_000 });
+    const [m1, m2, m3] = p.handleDemand(3);
+    await ack([m1!]);
+    const settled: string[] = [];
+    const late = ack([m3!]).then(() => settled.push('c'));
+    await sleep(40);
+    // Row 3 waits behind row 2, which is still in flight (for up to 500 ms).
+    expect(settled).toEqual([]);
+    expect(countPending(file)).toBe(2);
+    await ack([m2!]).then(() => settled.push('b'));
+    await late;
+    expect(settled.sort()).toEqual(['b', 'c']);
+    expect(countPending(file)).toBe(0);
+    expect(p.stats()).toMatchObject({ claimed: 3, acked: 3 });
+  });
+
+  test('acks behind a row that never resolves are written after a quarter of the lease', async () => {
+    const file = tmpDbWith(['stuck', 'b', 'c']);
+    const { p } = producer({ database: file, leaseMs: 400 });
+    const [, m2, m3] = p.handleDemand(3);
+    await ack([m2!], [fail(m3!, 'bad')]);
+    const db = open(file);
+    expect(db.prepare('SELECT id, attempts, last_error FROM throughway_events ORDER BY id').raw().all()).toEqual([
+      [1, 1, null],
+      [3, 1, 'bad'],
+    ]);
+    db.close();
+    expect(p.stats()).toMatchObject({ acked: 1, retried: 1 });
+  });
+
+  test('acks of messages the producer did not deliver (no sequence) are written at once', async () => {
+    const file = tmpDbWith(['a', 'b']);
+    const { p } = producer({ database: file, leaseMs: 3_600_000 });
+    const [m1, m2] = p.handleDemand(2);
+    // Row 1 stays in flight; the copy of message 2 lost its sequence number.
+    const copy = { ...m2!, acknowledger: { ...m2!.acknowledger!, data: { id: 2, attempts: 1 } } };
+    await ack([copy]);
+    expect(countPending(file)).toBe(1);
+    await ack([m1!]);
     expect(countPending(file)).toBe(0);
   });
 });
