@@ -41,39 +41,43 @@ function payloadsFor(round: number, n: number): string[] {
 
 /**
  * The baseline: what a user would hand-write with better-sqlite3 and no pipeline, with the
- * producer's statements: BEGIN IMMEDIATE; SELECT the next ready rows by id; UPDATE their lease by
- * id range; COMMIT; then BEGIN IMMEDIATE; DELETE the range; COMMIT.
+ * producer's statements: BEGIN IMMEDIATE; SELECT the next ready rows by id; INSERT one lease row
+ * for their id range; COMMIT; then BEGIN IMMEDIATE; DELETE the range and the lease; COMMIT.
  */
 function rawCase(file: string, claimSize: number): Case {
   const db = new Database(file);
   db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  const ready = 'done_at IS NULL AND available_at <= ? AND (lease_until IS NULL OR lease_until < ?)';
-  const select = db.prepare(`SELECT id, payload, metadata, attempts FROM throughway_events WHERE id > ? AND ${ready} ORDER BY id LIMIT ?`).raw(true);
-  const lease = db.prepare(`UPDATE throughway_events SET lease_until = ?, leased_by = ?, attempts = attempts + 1 WHERE id BETWEEN ? AND ? AND ${ready}`);
-  const remove = db.prepare('DELETE FROM throughway_events WHERE id BETWEEN ? AND ? AND leased_by = ?');
+  const select = db.prepare(`SELECT id, payload, metadata, attempts, released_lease FROM throughway_events WHERE id > ? AND done_at IS NULL AND available_at <= ? ORDER BY id LIMIT ?`).raw(true);
+  const lease = db.prepare(`INSERT INTO throughway_events_leases (first_id, last_id, leased_by, lease_until, created_at) VALUES (?, ?, ?, ?, ?)`);
+  const remove = db.prepare('DELETE FROM throughway_events WHERE id BETWEEN ? AND ?');
+  const unlease = db.prepare('DELETE FROM throughway_events_leases WHERE id = ?');
   const by = 'bench:raw:0:loop';
   let frontier = 0;
   const claim = db.transaction((n: number) => {
     const now = Date.now();
-    const rows = select.all(frontier, now, now, n) as [number, unknown, unknown, number][];
+    const rows = select.all(frontier, now, n) as [number, unknown, unknown, number, number][];
+    let leaseId = 0;
     if (rows.length > 0) {
-      lease.run(now + 30_000, by, rows[0]![0], rows[rows.length - 1]![0], now, now);
+      leaseId = Number(lease.run(rows[0]![0], rows[rows.length - 1]![0], by, now + 30_000, now).lastInsertRowid);
       frontier = rows[rows.length - 1]![0];
     }
-    return rows;
+    return { rows, leaseId };
   });
-  const ack = db.transaction((first: number, last: number) => remove.run(first, last, by));
+  const ack = db.transaction((first: number, last: number, leaseId: number) => {
+    remove.run(first, last);
+    unlease.run(leaseId);
+  });
   return {
     name: 'raw',
     file,
     async run(total) {
       let done = 0;
       while (done < total) {
-        const rows = claim.immediate(claimSize);
+        const { rows, leaseId } = claim.immediate(claimSize);
         if (rows.length === 0) throw new Error(`raw loop: queue empty after ${done} of ${total}`);
-        ack.immediate(rows[0]![0], rows[rows.length - 1]![0]);
+        ack.immediate(rows[0]![0], rows[rows.length - 1]![0], leaseId);
         done += rows.length;
       }
     },

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { enqueue, migrate, openDatabase } from '@throughway/sqlite-producer';
+import { enqueue, migrate, openDatabase, releaseLeases } from '@throughway/sqlite-producer';
 import { UsageError } from './errors.js';
 import type { QueueState } from './check.js';
 import type { DatabaseTarget } from './database.js';
@@ -107,10 +107,9 @@ export function queueState(db: Database.Database): QueueState {
 
 /**
  * Makes the rows a killed process had leased claimable now, instead of after their lease runs
- * out. Only for a holder known to be dead (run-record.ts checks): a live one still owns them.
- * Relies on the producer's documented `leased_by` format, `host:pid:index:tag`.
+ * out (the next claim counts that delivery as ended). Only for a holder known to be dead
+ * (run-record.ts checks): a live one still owns them. Returns how many rows it held.
  */
 export function releaseLeasesOf(db: Database.Database, pid: number): number {
-  const prefix = `${os.hostname()}:${pid}:`;
-  return db.prepare(`UPDATE ${QUEUE_TABLE} SET lease_until = NULL WHERE lease_until IS NOT NULL AND substr(leased_by, 1, ?) = ?`).run(prefix.length, prefix).changes;
+  return releaseLeases(db, { table: QUEUE_TABLE, holderPrefix: `${os.hostname()}:${pid}:` });
 }

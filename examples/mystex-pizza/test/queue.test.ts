@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { enqueue } from '@throughway/sqlite-producer';
+import { enqueue, leasedRows } from '@throughway/sqlite-producer';
 import { UsageError } from '../src/args.js';
 import { EventGenerator } from '../src/generator.js';
 import { DEAD_TABLE, QUEUE_TABLE, fillQueue, openQueue, queueState, releaseLeasesOf } from '../src/queue.js';
@@ -64,10 +64,12 @@ describe('run record', () => {
     const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     const deadPid = Number(gone.stdout);
     db.prepare('UPDATE mystex_run SET pid = ?').run(deadPid);
-    db.prepare(`UPDATE ${QUEUE_TABLE} SET lease_until = ?, leased_by = ? WHERE id <= 10`).run(Date.now() + 60_000, `${os.hostname()}:${deadPid}:0:abcd`);
+    // What a claim of rows 1..10 by the dead process left behind: one lease row.
+    db.prepare(`INSERT INTO ${QUEUE_TABLE}_leases (first_id, last_id, leased_by, lease_until, created_at) VALUES (1, 10, ?, ?, ?)`).run(`${os.hostname()}:${deadPid}:0:abcd`, Date.now() + 60_000, Date.now());
+    expect(leasedRows(db, { table: QUEUE_TABLE }).map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(claimRun(db, process.pid)).toBe(deadPid);
     expect(releaseLeasesOf(db, deadPid)).toBe(10);
-    expect(db.prepare(`SELECT count(*) FROM ${QUEUE_TABLE} WHERE lease_until IS NOT NULL`).pluck().get()).toBe(0);
+    expect(leasedRows(db, { table: QUEUE_TABLE })).toEqual([]);
     releaseRun(db, process.pid);
     expect(readRunRecord(db)!.pid).toBeNull();
     db.close();

@@ -1,6 +1,6 @@
 import { withDatabase, type SqliteDatabase } from './connection.js';
 import { CHECKPOINT_TABLE, CURSOR_FAILURES_TABLE, columnsOf } from './migrate.js';
-import { quoteIdentifier, tableName } from './options.js';
+import { invalid, quoteIdentifier, tableName } from './options.js';
 
 /** A row of `<table>_dead`. */
 export interface DeadLetter {
@@ -39,6 +39,11 @@ export function countPending(db: SqliteDatabase | string, options: { table?: str
   return withDatabase(db, (conn) => conn.prepare(`SELECT count(*) FROM ${t} WHERE done_at IS NULL`).pluck().get() as number);
 }
 
+/** SQL true for a row of `q` held by a live lease of `<table>_leases` at `@now` (see queue-store.ts). */
+function heldSql(leases: string): string {
+  return `EXISTS (SELECT 1 FROM ${leases} l WHERE q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND l.lease_until >= @now)`;
+}
+
 /**
  * A queue's rows by state.
  *
@@ -49,21 +54,76 @@ export function queueCounts(db: SqliteDatabase | string, options: { table?: stri
   const table = tableName(options.table, 'queueCounts.table', 'throughway_events');
   const t = quoteIdentifier(table, 'queueCounts.table');
   const dead = quoteIdentifier(`${table}_dead`, 'queueCounts.table');
+  const held = heldSql(quoteIdentifier(`${table}_leases`, 'queueCounts.table'));
   const now = options.now ?? Date.now();
   return withDatabase(db, (conn) => {
     const row = conn
       .prepare(
         `SELECT
-           coalesce(sum(done_at IS NULL AND (lease_until IS NULL OR lease_until < @now) AND available_at <= @now), 0) AS ready,
-           coalesce(sum(done_at IS NULL AND lease_until >= @now), 0) AS leased,
-           coalesce(sum(done_at IS NULL AND (lease_until IS NULL OR lease_until < @now) AND available_at > @now), 0) AS delayed,
+           coalesce(sum(done_at IS NULL AND held = 0 AND available_at <= @now), 0) AS ready,
+           coalesce(sum(done_at IS NULL AND held = 1), 0) AS leased,
+           coalesce(sum(done_at IS NULL AND held = 0 AND available_at > @now), 0) AS delayed,
            coalesce(sum(done_at IS NOT NULL), 0) AS done
-         FROM ${t}`,
+         FROM (SELECT done_at, available_at, ${held} AS held FROM ${t} q)`,
       )
       .get({ now }) as Omit<QueueCounts, 'dead'>;
     const deadCount = conn.prepare(`SELECT count(*) FROM ${dead}`).pluck().get() as number;
     return { ...row, dead: deadCount };
   });
+}
+
+/** A row in flight: its id, and who holds its lease until when. */
+export interface LeasedRow {
+  id: number;
+  leased_by: string;
+  lease_until: number;
+}
+
+/**
+ * The rows held by live leases, in id order, optionally only those of holders whose `leased_by`
+ * (`host:pid:index:tag`) starts with `holderPrefix`.
+ *
+ * @example
+ * leasedRows(db, { holderPrefix: `${os.hostname()}:${pid}:` }).length // rows that process holds
+ */
+export function leasedRows(db: SqliteDatabase | string, options: { table?: string; holderPrefix?: string; now?: number } = {}): LeasedRow[] {
+  const table = tableName(options.table, 'leasedRows.table', 'throughway_events');
+  const t = quoteIdentifier(table, 'leasedRows.table');
+  const leases = quoteIdentifier(`${table}_leases`, 'leasedRows.table');
+  const prefix = options.holderPrefix ?? '';
+  return withDatabase(db, (conn) =>
+    conn
+      .prepare(
+        `SELECT q.id, l.leased_by, l.lease_until FROM ${t} q JOIN ${leases} l ON q.id BETWEEN l.first_id AND l.last_id
+         WHERE q.done_at IS NULL AND l.id > q.released_lease AND l.lease_until >= @now AND substr(l.leased_by, 1, length(@prefix)) = @prefix
+         ORDER BY q.id`,
+      )
+      .all({ now: options.now ?? Date.now(), prefix }) as LeasedRow[],
+  );
+}
+
+/**
+ * Ends at once the leases of holders whose `leased_by` starts with `holderPrefix` (say,
+ * `host:pid:` of a process known to be dead), instead of when they run out: the next claim
+ * counts their rows' delivery as ended (`attempts + 1`) and hands them out again. Returns the
+ * number of rows those leases held. Never for a live holder: it would process them twice.
+ *
+ * @example
+ * releaseLeases(db, { holderPrefix: `${os.hostname()}:${deadPid}:` }) // 120
+ */
+export function releaseLeases(db: SqliteDatabase | string, options: { table?: string; holderPrefix: string }): number {
+  const table = tableName(options.table, 'releaseLeases.table', 'throughway_events');
+  const leases = quoteIdentifier(`${table}_leases`, 'releaseLeases.table');
+  if (typeof options.holderPrefix !== 'string' || options.holderPrefix.length === 0) invalid('releaseLeases.holderPrefix', 'a non-empty string', options.holderPrefix);
+  return withDatabase(db, (conn) =>
+    conn
+      .transaction(() => {
+        const held = leasedRows(conn, { table, holderPrefix: options.holderPrefix }).length;
+        conn.prepare(`UPDATE ${leases} SET lease_until = -1 WHERE substr(leased_by, 1, length(@prefix)) = @prefix`).run({ prefix: options.holderPrefix });
+        return held;
+      })
+      .immediate(),
+  );
 }
 
 /**

@@ -20,11 +20,12 @@ export const CHECKPOINT_TABLE = 'throughway_checkpoints';
 /** Where cursor mode records the rows whose messages failed. */
 export const CURSOR_FAILURES_TABLE = 'throughway_cursor_failures';
 
-const QUEUE_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'available_at', 'lease_until', 'leased_by', 'last_error', 'created_at', 'done_at'];
+const QUEUE_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'available_at', 'released_lease', 'leased_by', 'last_error', 'created_at', 'done_at'];
+const LEASE_COLUMNS = ['id', 'first_id', 'last_id', 'leased_by', 'lease_until', 'created_at'];
 const DEAD_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'last_error', 'created_at', 'failed_at'];
 
 /**
- * Creates the queue table, its dead-letter table `<table>_dead` and the checkpoint table
+ * Creates the queue table, its dead-letter table `<table>_dead`, its lease table `<table>_leases` and the checkpoint table
  * `throughway_checkpoints`, if they do not exist. Idempotent; safe to run from several processes
  * at once. Takes a connection or a file path.
  *
@@ -34,15 +35,20 @@ const DEAD_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'last_error', 'cr
  *   highest id they saw;
  * - `payload BLOB`: the column has no type affinity, so a TEXT payload stays TEXT and a Buffer stays
  *   a BLOB; it is handed to `message.data` as stored, never parsed;
- * - `metadata` (JSON text or NULL), `attempts` (deliveries so far), `available_at` and
- *   `lease_until` (ms since the epoch), `leased_by`, `last_error`, `created_at`, `done_at`.
+ * - `metadata` (JSON text or NULL), `attempts` (deliveries that ended without success: failures
+ *   and expired leases), `available_at` (ms since the epoch), `released_lease` (the newest lease
+ *   that no longer holds it), `last_error`, `created_at`, `done_at` and `leased_by` (with
+ *   `onSuccess: 'mark_done'`, who acked it).
  *
  * No secondary index: claims scan the primary key in id order from where the last claim
  * stopped, which measured faster than maintaining an index on every claim and ack.
  *
+ * `<table>_leases` holds one row per claim: the id range it took, who took it and until when
+ * (see the claim and ack rules in queue-store.ts); `<table>_dead` the dead letters.
+ *
  * @example
  * import Database from 'better-sqlite3'
- * migrate(new Database('queue.db'), { table: 'orders' }) // orders, orders_dead, throughway_checkpoints
+ * migrate(new Database('queue.db'), { table: 'orders' }) // orders, orders_dead, orders_leases, throughway_checkpoints
  */
 export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {}): void {
   if (options === null || typeof options !== 'object') invalid('migrate.options', 'an object', options);
@@ -58,6 +64,7 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
   const q = quoteIdentifier(table, 'migrate.table');
   const dead = quoteIdentifier(`${table}_dead`, 'migrate.table');
   const pending = quoteIdentifier(`${table}_pending`, 'migrate.table');
+  const leases = quoteIdentifier(`${table}_leases`, 'migrate.table');
   withDatabase(db, (conn) => {
     // One IMMEDIATE transaction: two processes migrating at once serialize instead of racing.
     conn.transaction(() => {
@@ -67,7 +74,7 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
         metadata TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,
         available_at INTEGER NOT NULL DEFAULT 0,
-        lease_until INTEGER,
+        released_lease INTEGER NOT NULL DEFAULT 0,
         leased_by TEXT,
         last_error TEXT,
         created_at INTEGER NOT NULL,
@@ -82,10 +89,19 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
         created_at INTEGER NOT NULL,
         failed_at INTEGER NOT NULL
       )`);
+      conn.exec(`CREATE TABLE IF NOT EXISTS ${leases} (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        leased_by TEXT NOT NULL,
+        lease_until INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      )`);
       if (options.markDone) conn.exec(`CREATE INDEX IF NOT EXISTS ${pending} ON ${q} (id) WHERE done_at IS NULL`);
       createCheckpointTable(conn);
       checkColumns(conn, table, QUEUE_COLUMNS);
       checkColumns(conn, `${table}_dead`, DEAD_COLUMNS);
+      checkColumns(conn, `${table}_leases`, LEASE_COLUMNS);
     }).immediate();
   });
 }

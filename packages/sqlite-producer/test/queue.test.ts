@@ -9,6 +9,7 @@ import {
   migrate,
   queueAcknowledger,
   queueCounts,
+  leasedRows,
   sqliteQueue,
   type SqliteQueueOptions,
 } from '@throughway/sqlite-producer';
@@ -122,10 +123,22 @@ describe('claims', () => {
     const second = two.handleDemand(5);
     expect(second.map((m) => m.data)).toEqual(['d', 'e']);
     expect(two.owed).toBe(3);
+    const leased = leasedRows(file);
+    expect(leased.map((r) => [r.id, r.leased_by])).toEqual([
+      [1, one.leasedBy],
+      [2, one.leasedBy],
+      [3, one.leasedBy],
+      [4, two.leasedBy],
+      [5, two.leasedBy],
+    ]);
+    expect(leased.every((r) => r.lease_until > Date.now())).toBe(true);
+    expect(leasedRows(file, { holderPrefix: two.leasedBy! }).map((r) => r.id)).toEqual([4, 5]);
+    // One lease row per claim, not a write per row.
     const db = open(file);
-    const leased = db.prepare('SELECT id, leased_by, lease_until > ? AS live FROM throughway_events ORDER BY id').all(Date.now()) as any[];
-    expect(leased.map((r) => r.leased_by)).toEqual([one.leasedBy, one.leasedBy, one.leasedBy, two.leasedBy, two.leasedBy]);
-    expect(leased.every((r) => r.live === 1)).toBe(true);
+    expect(db.prepare('SELECT first_id, last_id, leased_by FROM throughway_events_leases ORDER BY id').raw().all()).toEqual([
+      [1, 3, one.leasedBy],
+      [4, 5, two.leasedBy],
+    ]);
     db.close();
     expect(queueCounts(file)).toMatchObject({ ready: 0, leased: 5 });
   });
@@ -221,12 +234,13 @@ describe('acks', () => {
     const before = Date.now();
     await ack([ms[0]!], [fail(ms[1]!, 'not today'), Object.assign(ms[2]!, { status: { kind: 'error', error: { name: 'TypeError', message: 'boom' } } })]);
     const db = open(file);
-    const rows = db.prepare('SELECT id, attempts, available_at, lease_until, last_error FROM throughway_events ORDER BY id').all() as any[];
+    const rows = db.prepare('SELECT id, attempts, available_at, last_error FROM throughway_events ORDER BY id').all() as any[];
     db.close();
-    expect(rows.map((r) => [r.id, r.attempts, r.last_error, r.lease_until])).toEqual([
-      [2, 1, 'not today', null],
-      [3, 1, 'boom', null],
+    expect(rows.map((r) => [r.id, r.attempts, r.last_error])).toEqual([
+      [2, 1, 'not today'],
+      [3, 1, 'boom'],
     ]);
+    expect(queueCounts(file)).toMatchObject({ leased: 0, delayed: 2 });
     for (const r of rows) expect(r.available_at).toBeGreaterThanOrEqual(before + 300);
     expect(p.stats()).toMatchObject({ acked: 1, retried: 2 });
     // Not claimable during the backoff, claimable after.
@@ -334,7 +348,7 @@ describe('ack window (acks are written in delivery order, in ranges)', () => {
     await ack([m2!], [fail(m3!, 'bad')]);
     const db = open(file);
     expect(db.prepare('SELECT id, attempts, last_error FROM throughway_events ORDER BY id').raw().all()).toEqual([
-      [1, 1, null],
+      [1, 0, null],
       [3, 1, 'bad'],
     ]);
     db.close();
