@@ -121,21 +121,38 @@ export class AckWindow {
     return out;
   }
 
-  /** Takes every waiting ack that arrived before `before` (all of them with Infinity). */
+  /**
+   * Takes every waiting ack that arrived before `before` (all of them with Infinity), and every
+   * ack delivered before the last of those. Rows passed over while still in flight leave the
+   * window: their acks, when they come, are written with the next write (as loose acks), so a
+   * stuck row neither holds the window's start back nor makes each call rescan from it.
+   */
   takeOlderThan(before: number): AckWrite {
     const out = this.takeReady();
     const state = this.#state;
+    let last = -1;
     for (let pos = this.#head; pos < state.length; pos++) {
       const s = state[pos];
-      if (s !== null && s !== WRITTEN && s!.at < before) this.#take(out, pos);
+      if (s !== null && s !== WRITTEN && s!.at < before) last = pos;
     }
+    if (last < 0) return out;
+    for (let pos = this.#head; pos <= last; pos++) this.#take(out, pos);
+    this.#head = last + 1;
+    if (this.#scan < this.#head) this.#scan = this.#head;
+    this.advance();
+    this.#compact();
     return out;
   }
 
   #take(out: AckWrite, pos: number): void {
     const ticket = this.#state[pos];
     // Taken early by takeOlderThan.
-    if (ticket === WRITTEN || ticket === null || ticket === undefined) return;
+    if (ticket === WRITTEN || ticket === undefined) return;
+    if (ticket === null) {
+      // Passed over while in flight: its ack will come as a loose one.
+      this.#state[pos] = WRITTEN;
+      return;
+    }
     this.#state[pos] = WRITTEN;
     this.#waiting--;
     const id = this.#ids[pos]!;
