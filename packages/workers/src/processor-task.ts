@@ -3,6 +3,7 @@
  * handler module and its `setup` context for the thread's life and runs whole processor calls.
  */
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import type { PipelineHandlers } from './define-pipeline.js';
 import { shapeOf } from './define-pipeline.js';
 import { initHandlers } from './load-handlers.js';
@@ -65,5 +66,9 @@ export default async function processorTask(task: ProcessorTask): Promise<Proces
     offsets.push(encoded.offsets.subarray(at, at + n + 1));
     at += n;
   }
-  return { outputs, threadId, buffer: encoded.buffer, offsets };
+  const result: ProcessorTaskResult = { outputs, threadId, buffer: encoded.buffer, offsets };
+  // Moved, not copied: the buffer (its own ArrayBuffer) and the offsets are handed to the main
+  // thread, which forwards slices of them to the batch workers.
+  const movable = { [Piscina.transferableSymbol]: [encoded.buffer.buffer, encoded.offsets.buffer], [Piscina.valueSymbol]: result };
+  return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]) as unknown as ProcessorTaskResult;
 }
