@@ -10,7 +10,7 @@ import { renderSummary } from '../src/summary.js';
 
 describe('parseArgs', () => {
   it('has the documented defaults', () => {
-    expect(parseArgs([])).toMatchObject({ events: 200_000, batchSize: 1000, seed: 42, keep: false, logLevel: 'info', json: false, help: false, concurrency: os.availableParallelism() });
+    expect(parseArgs([])).toMatchObject({ events: 200_000, batchSize: 1000, seed: 42, keep: false, logLevel: 'info', json: false, help: false, concurrency: Math.max(1, os.availableParallelism() - 1) });
   });
 
   it('reads every option in both spellings', () => {
