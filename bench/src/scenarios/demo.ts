@@ -109,7 +109,7 @@ const demo: Scenario = async ({ quick }) => {
   const rounds = quick ? 1 : 2;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tw-bench-demo-'));
   const results: BenchResult[] = [];
-  const common = `${events.toLocaleString('en-US')} events (seed 42: ~2.5% malformed, ~2% redelivered, ~30% of orders before their customer), ${os.availableParallelism()} processor threads, batch size 1000; pipeline time only (not generation or the check); median of ${rounds}`;
+  const common = `${events.toLocaleString('en-US')} events (seed 42: ~2.5% malformed, ~2% redelivered, ~30% of orders before their customer), ${Math.max(1, os.availableParallelism() - 1)} processor thread(s) (the demo's default: cores - 1), node --single-threaded-gc, batch size 1000; pipeline time from Pipeline.start to the end of stop() (thread start-up included; not generation or the check); median of ${rounds}`;
   try {
     const sqlite = await measure('SQLite', events, rounds, (r) => ['--database', path.join(dir, `demo-${r}.db`)]);
     results.push({
