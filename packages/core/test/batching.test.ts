@@ -52,20 +52,26 @@ describe.each(RUNTIMES)('batching [%s]', (runtime) => {
 
   test('the batch timer starts at the first message and is not reset by later ones', async () => {
     const rec = new AckRecorder();
-    const opts = h.options({ batchers: { default: { batchSize: 100, batchTimeout: 300 } } });
+    const log = tmpLog();
+    const opts = h.options({ context: { log }, batchers: { default: { batchSize: 100, batchTimeout: 1000 } } });
     const tel = h.telemetry(opts.name);
     const p = await h.start(opts);
-    const tA = Date.now();
     p.push(rec.messages([1]));
-    await sleep(220);
+    await waitFor(() => tel.processor.length === 1, 'message 1 handed to the batcher');
+    await sleep(600);
     p.push(rec.messages([2]));
     await rec.waitForCount(2);
+    // When each message reached the batcher (the processor event follows batcher.add in the same tick).
+    const [in1, in2] = tel.processor.map((e) => e.t);
     const first = tel.batches()[0];
     expect(first.trigger).toBe('timeout');
     expect(first.ids[0]).toBe(1);
-    // not reset: emitted ~300 ms after message 1; a reset timer would emit >= 520 ms after it
-    expect(first.t - tA).toBeGreaterThanOrEqual(295);
-    expect(first.t - tA).toBeLessThan(510);
+    // When handleBatch began on the first batch: after the emit, before the trip back.
+    const started = readLog(log).find((l) => l.ev === 'batch').start;
+    // Not reset: emitted batchTimeout after message 1 (a timer may fire ~1 ms early)...
+    expect(started - in1).toBeGreaterThanOrEqual(995);
+    // ...where a reset timer would wait until batchTimeout after message 2 (>= 600 ms later).
+    expect(started).toBeLessThan(in2! + 1000);
   });
 
   test('a "flush" message emits its pending batch at the end of its chunk (trigger "flush")', async () => {

@@ -39,7 +39,8 @@ describe('queue mode across processes', () => {
     const first = runChild('run-pipeline.mjs', { ...common, delayMs: 5 });
     await killWhen(first, () => processedCount(side) >= 100, '100 rows processed by the first run');
     const pid = first.process.pid!;
-    const leasedAtKill = leasedRows(database, { holderPrefix: `${hostname()}:${pid}:` }).map((r) => r.id);
+    // Every row the dead process still held, whether or not its lease has run out by now (now: 0).
+    const leasedAtKill = leasedRows(database, { holderPrefix: `${hostname()}:${pid}:`, now: 0 }).map((r) => r.id);
     expect(leasedAtKill.length, 'rows were in flight when the process died').toBeGreaterThan(0);
     expect(countPending(database)).toBeGreaterThan(0);
 
@@ -77,8 +78,9 @@ describe('queue mode across processes', () => {
     const rows = processedRows(side);
     expect(rows).toHaveLength(N);
     expect(new Set(rows.map((r) => r.id)).size).toBe(N);
-    const pids = new Set(rows.map((r) => r.pid));
-    expect(pids, 'both processes took part').toEqual(new Set([a.process.pid, b.process.pid]));
+    // How the rows split between the two is up to their start-up times and SQLite's busy handler
+    // (not fair): one may take them all. Only this pair processed rows, each row once.
+    for (const r of rows) expect([a.process.pid, b.process.pid]).toContain(r.pid);
     // Each row names the process that acked it, and no delivery of it ended unacked.
     const db = open(database);
     const leasedBy = new Map((db.prepare('SELECT id, leased_by, attempts FROM throughway_events').all() as { id: number; leased_by: string; attempts: number }[]).map((r) => [r.id, r]));

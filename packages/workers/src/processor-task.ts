@@ -37,7 +37,20 @@ function listenForTeardown(handlers: PipelineHandlers, context: () => unknown): 
   };
 }
 
-export default async function processorTask(task: ProcessorTask): Promise<ProcessorTaskResult | DescribeResult> {
+// Piscina gives this thread up to two tasks at once (concurrentTasksPerWorker: 2) so that the
+// second can start as soon as the first ends. They must still run one after the other, in the
+// order received: with an asynchronous handler (or while an async setup runs) the second would
+// interleave with the first and could finish first, so a processor of concurrency 1 would
+// handle two calls at once and ack them out of order.
+let tail: Promise<unknown> = Promise.resolve();
+
+export default function processorTask(task: ProcessorTask): Promise<ProcessorTaskResult | DescribeResult> {
+  const result = tail.then(() => runTask(task));
+  tail = result.catch(() => undefined);
+  return result;
+}
+
+async function runTask(task: ProcessorTask): Promise<ProcessorTaskResult | DescribeResult> {
   let current: ProcessorScope;
   try {
     current = await (scope ??= init());
