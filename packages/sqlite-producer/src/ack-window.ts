@@ -155,24 +155,14 @@ export class AckWindow {
     }
     this.#state[pos] = WRITTEN;
     this.#waiting--;
-    const id = this.#ids[pos]!;
-    const failure = this.#failures.size > 0 ? this.#failures.get(this.#base + pos) : undefined;
-    if (failure === undefined) out.ok.push(id);
-    else {
-      this.#failures.delete(this.#base + pos);
-      out.failures.push(failure);
-    }
-    ticket.remaining--;
-    out.tickets.add(ticket);
+    const seq = this.#base + pos;
+    const failure = this.#failures.size > 0 ? this.#failures.get(seq) : undefined;
+    if (failure !== undefined) this.#failures.delete(seq);
+    put(out, this.#ids[pos]!, failure, ticket);
   }
 
   #takeLoose(out: AckWrite): void {
-    for (const { id, failure, ticket } of this.#loose) {
-      if (failure === undefined) out.ok.push(id);
-      else out.failures.push(failure);
-      ticket.remaining--;
-      out.tickets.add(ticket);
-    }
+    for (const { id, failure, ticket } of this.#loose) put(out, id, failure, ticket);
     this.#loose = [];
   }
 
@@ -187,4 +177,12 @@ export class AckWindow {
       this.#head = 0;
     }
   }
+}
+
+/** Adds one row's ack to a write and counts it off its ticket. */
+function put(out: AckWrite, id: number, failure: Failure | undefined, ticket: AckTicket): void {
+  if (failure === undefined) out.ok.push(id);
+  else out.failures.push(failure);
+  ticket.remaining--;
+  out.tickets.add(ticket);
 }

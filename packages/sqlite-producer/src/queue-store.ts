@@ -218,8 +218,7 @@ export class QueueStore implements QueueStoreLike {
       .transaction(() => {
         for (const r of rows) {
           this.#release.run(r.id, r.attempts - 1);
-          const [[, , lease]] = this.#holders(r.id, r.id) as [[number, number, OwnLease | undefined]];
-          if (lease) this.#countOff(lease, 1);
+          this.#countOffRow(r.id);
         }
       })
       .immediate();
@@ -366,6 +365,12 @@ export class QueueStore implements QueueStoreLike {
     }
   }
 
+  // One row (a failure, a released row) is no longer in flight.
+  #countOffRow(id: number): void {
+    const [[, , lease]] = this.#holders(id, id) as [[number, number, OwnLease | undefined]];
+    if (lease) this.#countOff(lease, 1);
+  }
+
   #forget(lease: OwnLease): void {
     const i = this.#mine.indexOf(lease);
     if (i >= 0) this.#mine.splice(i, 1);
@@ -418,8 +423,7 @@ export class QueueStore implements QueueStoreLike {
         this.#deadDelete.run(f.id);
         deadLettered++;
       }
-      const [[, , lease]] = this.#holders(f.id, f.id) as [[number, number, OwnLease | undefined]];
-      if (lease) this.#countOff(lease, 1);
+      this.#countOffRow(f.id);
     }
     return { acked, retried, deadLettered };
   }
