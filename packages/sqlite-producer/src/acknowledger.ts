@@ -76,11 +76,6 @@ export class QueueAckRef {
     return this.#closed;
   }
 
-  /** Acks waiting to be written. */
-  get waiting(): number {
-    return this.#window.waiting;
-  }
-
   /** The producer hands out the row `id` as a message: returns its `seq` for the ack data. */
   delivered(id: number): number {
     return this.#window.delivered(id);
