@@ -38,7 +38,7 @@ const DEMO_NODE_FLAGS = ['--single-threaded-gc'];
 
 function runDemo(args: string[]): Promise<DemoSummary> {
   return new Promise((resolve, reject) => {
-    // As `pnpm demo` runs it (see DEMO_NODE_FLAGS in the root package.json's demo script).
+    // With the node flags of `pnpm demo` (the root package.json's demo script).
     const child = spawn(process.execPath, [...DEMO_NODE_FLAGS, CLI, ...args, '--json', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

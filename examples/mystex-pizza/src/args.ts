@@ -3,6 +3,8 @@
  * accepts `--name value` and `--name=value`, and a mistake exits with status 2 and says why.
  */
 import os from 'node:os';
+import { DEFAULT_SQLITE_PATH } from './database.js';
+import { UsageError } from './errors.js';
 
 /**
  * Processor threads by default: one core fewer than the machine has. Decoding is ~2 µs an event,
@@ -13,8 +15,6 @@ import os from 'node:os';
 export function defaultConcurrency(): number {
   return Math.max(1, os.availableParallelism() - 1);
 }
-import { DEFAULT_SQLITE_PATH } from './database.js';
-import { UsageError } from './errors.js';
 
 export { UsageError } from './errors.js';
 

@@ -39,9 +39,12 @@ export function countPending(db: SqliteDatabase | string, options: { table?: str
   return withDatabase(db, (conn) => conn.prepare(`SELECT count(*) FROM ${t} WHERE done_at IS NULL`).pluck().get() as number);
 }
 
-/** SQL true for a row of `q` held by a live lease of `<table>_leases` at `@now` (see queue-store.ts). */
+/** SQL true when lease `l` holds queue row `q` at `@now` (the rule of queue-store.ts). */
+const LEASE_HOLDS_ROW = 'q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND l.lease_until >= @now';
+
+/** SQL true for a row of `q` held by a live lease of `<table>_leases` at `@now`. */
 function heldSql(leases: string): string {
-  return `EXISTS (SELECT 1 FROM ${leases} l WHERE q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND l.lease_until >= @now)`;
+  return `EXISTS (SELECT 1 FROM ${leases} l WHERE ${LEASE_HOLDS_ROW})`;
 }
 
 /**
@@ -94,8 +97,8 @@ export function leasedRows(db: SqliteDatabase | string, options: { table?: strin
   return withDatabase(db, (conn) =>
     conn
       .prepare(
-        `SELECT q.id, l.leased_by, l.lease_until FROM ${t} q JOIN ${leases} l ON q.id BETWEEN l.first_id AND l.last_id
-         WHERE q.done_at IS NULL AND l.id > q.released_lease AND l.lease_until >= @now AND substr(l.leased_by, 1, length(@prefix)) = @prefix
+        `SELECT q.id, l.leased_by, l.lease_until FROM ${t} q JOIN ${leases} l ON ${LEASE_HOLDS_ROW}
+         WHERE q.done_at IS NULL AND substr(l.leased_by, 1, length(@prefix)) = @prefix
          ORDER BY q.id`,
       )
       .all({ now: options.now ?? Date.now(), prefix }) as LeasedRow[],

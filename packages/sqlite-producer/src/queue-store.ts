@@ -150,9 +150,8 @@ export class QueueStore implements QueueStoreLike {
   #doneRange: Statement;
   #retry: Statement;
   #deadCopy: Statement;
-  #deadDelete: Statement;
   #claimDeadCopy: Statement;
-  #claimDeadDelete: Statement;
+  #deleteRow: Statement;
   #release: Statement;
   #claimTx: (n: number, now: number) => ClaimedRow[];
   #ackTx: (ok: number[], failures: Failure[], now: number) => AckCounts;
@@ -181,12 +180,11 @@ export class QueueStore implements QueueStoreLike {
       `INSERT OR REPLACE INTO ${dead} (id, payload, metadata, attempts, last_error, created_at, failed_at)
        SELECT id, payload, metadata, attempts + 1, ?, created_at, ? FROM ${t} WHERE id = ? AND attempts = ? AND done_at IS NULL`,
     );
-    this.#deadDelete = db.prepare(`DELETE FROM ${t} WHERE id = ?`);
     this.#claimDeadCopy = db.prepare(
       `INSERT OR REPLACE INTO ${dead} (id, payload, metadata, attempts, last_error, created_at, failed_at)
        SELECT id, payload, metadata, attempts, coalesce(last_error, ?), created_at, ? FROM ${t} WHERE id = ?`,
     );
-    this.#claimDeadDelete = db.prepare(`DELETE FROM ${t} WHERE id = ?`);
+    this.#deleteRow = db.prepare(`DELETE FROM ${t} WHERE id = ?`);
     this.#release = db.prepare(`UPDATE ${t} SET released_lease = ${newest} WHERE id = ? AND attempts = ? AND done_at IS NULL`);
     this.#claimTx = db.transaction((n: number, now: number) => this.#claim(n, now));
     this.#ackTx = db.transaction((ok: number[], failures: Failure[], now: number) => this.#ack(ok, failures, now));
@@ -263,8 +261,8 @@ export class QueueStore implements QueueStoreLike {
     for (const [id, first, last] of expired) {
       this.#endDelivery.run(first, last, id);
       this.#dropLease.run(id);
-      const own = this.#mine.findIndex((l) => l.id === id);
-      if (own >= 0) this.#mine.splice(own, 1);
+      const own = this.#mine.find((l) => l.id === id);
+      if (own) this.#forget(own);
     }
     return expired.length > 0;
   }
@@ -292,7 +290,7 @@ export class QueueStore implements QueueStoreLike {
         // Delivered maxAttempts times and never acked (each time the process died or the lease
         // ran out): a poison row. Dead-letter it instead of crashing the consumer again.
         this.#claimDeadCopy.run(`lease expired ${ended} times without an ack`, now, id);
-        this.#claimDeadDelete.run(id);
+        this.#deleteRow.run(id);
         this.deadAtClaim++;
         continue;
       }
@@ -420,7 +418,7 @@ export class QueueStore implements QueueStoreLike {
         if (changed > 0 && at < this.#rescanAt) this.#rescanAt = at;
         retried += changed;
       } else if (this.#deadCopy.run(f.error, now, f.id, ended).changes > 0) {
-        this.#deadDelete.run(f.id);
+        this.#deleteRow.run(f.id);
         deadLettered++;
       }
       this.#countOffRow(f.id);
