@@ -1,0 +1,81 @@
+// The queue inside real pipelines (both runtimes), NOTIFY wake-ups, and reconnects after the
+// producer's own backends are terminated.
+import { describe, expect, test } from 'vitest';
+import { Pipeline } from '@throughway/core';
+import { deadLetters, enqueue, migrate, postgresQueue, queueCounts } from '@throughway/postgres-producer';
+import { PG_URL, sleep, testPool, uniqueTable, waitFor } from './helpers.js';
+
+const handlers = new URL('./fixtures/outcome-handlers.mjs', import.meta.url);
+const RUNTIMES = ['inline', 'threads'] as const;
+
+describe.each(RUNTIMES)('queue through a pipeline [%s]', (runtime) => {
+  test('every row is processed and acked by two producers, each exactly once; the queue ends empty; failures retried then dead-lettered', async () => {
+    const pool = testPool();
+    const table = uniqueTable();
+    await migrate(pool, { table });
+    await enqueue(pool, [...Array.from({ length: 5000 }, (_, i) => `ok:${i}`), 'fail:x', 'permanent:y'], { table });
+    const source = postgresQueue({ connection: pool, table, pollInterval: 20, maxAttempts: 2, backoff: { baseMs: 10, maxMs: 10 } });
+    const pipeline = await Pipeline.start({ name: `pg-${runtime}-all`, handlers, producer: { module: source, concurrency: 2 }, processors: { default: { runtime, concurrency: 2 } } });
+    await waitFor(async () => (await queueCounts(pool, { table })).dead === 2 && source.stats().acked === 5000, 'all rows acked or dead');
+    const { unacked } = await pipeline.stop();
+    expect(unacked).toBe(0);
+    expect(await queueCounts(pool, { table })).toEqual({ ready: 0, leased: 0, delayed: 0, done: 0, dead: 2 });
+    expect(source.stats()).toMatchObject({ claimed: 5003, acked: 5000, retried: 1, deadLettered: 2, stale: 0 });
+    expect((await deadLetters(pool, { table })).map((d) => [d.payload, d.attempts, d.last_error])).toEqual([
+      ['fail:x', 2, 'refused fail:x'],
+      ['permanent:y', 1, 'permanent failure'],
+    ]);
+  });
+});
+
+describe('wake-ups', () => {
+  test('NOTIFY wakes a waiting producer long before its poll; prepareForDraining stops listening and polling', async () => {
+    const pool = testPool();
+    const table = uniqueTable();
+    const applicationName = `tw_listen_${table}`;
+    await migrate(pool, { table });
+    const source = postgresQueue({ connection: PG_URL, table, pollInterval: 3_600_000, applicationName });
+    const pipeline = await Pipeline.start({ name: 'pg-notify', handlers, producer: { module: source }, processors: { default: { runtime: 'inline', concurrency: 1 } } });
+    // The first claim found nothing; only a notification can wake the producer within the hour.
+    await sleep(100);
+    await enqueue(pool, ['ok:1', 'ok:2'], { table });
+    await waitFor(() => source.stats().acked === 2, 'two rows acked after NOTIFY');
+    const listening = async () =>
+      (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'`, [applicationName])).rows[0].n;
+    expect(await listening()).toBe(1);
+    await pipeline.stop();
+    expect(await listening()).toBe(0);
+    await enqueue(pool, ['ok:3'], { table });
+    await sleep(100);
+    expect(source.stats().claimed).toBe(2);
+  });
+});
+
+describe('lost connections', () => {
+  test('after pg_terminate_backend of every producer connection (by application_name), it reconnects with backoff and nothing is lost', async () => {
+    const pool = testPool();
+    const table = uniqueTable();
+    const applicationName = `tw_term_${table}`;
+    await migrate(pool, { table });
+    await enqueue(pool, Array.from({ length: 2000 }, (_, i) => `ok:${i}`), { table });
+    const errors: unknown[] = [];
+    const source = postgresQueue({ connection: PG_URL, table, pollInterval: 50, applicationName, maxReconnectDelay: 200, onError: (e) => errors.push(e) });
+    const pipeline = await Pipeline.start({ name: 'pg-terminate', handlers, producer: { module: source }, processors: { default: { runtime: 'inline', concurrency: 1 } } });
+    await waitFor(() => source.stats().acked > 0, 'first acks');
+    const terminate = async () =>
+      (await pool.query(`SELECT count(*)::int AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t`, [applicationName])).rows[0].n;
+    expect(await terminate()).toBeGreaterThan(0);
+    await enqueue(pool, Array.from({ length: 1000 }, (_, i) => `ok:late${i}`), { table });
+    await sleep(100);
+    expect(await terminate()).toBeGreaterThanOrEqual(0);
+    await waitFor(async () => (await queueCounts(pool, { table })).ready === 0 && (await queueCounts(pool, { table })).leased === 0, 'every row acked', 60_000);
+    // The LISTEN connection came back too.
+    await waitFor(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'`, [applicationName])).rows[0].n === 1, 'listening again');
+    const { unacked } = await pipeline.stop();
+    expect(unacked).toBe(0);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.map((e) => String((e as Error).message)).filter((m) => !/terminat|connection|EPIPE|ECONNRESET/i.test(m))).toEqual([]);
+    expect(source.stats().acked).toBe(3000);
+    expect(source.stats().reconnects).toBeGreaterThan(0);
+  });
+});
