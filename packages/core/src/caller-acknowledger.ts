@@ -1,4 +1,4 @@
-import type { Acknowledger, ThroughwayMessage } from '@throughway/workers';
+import { ThroughwayError, type Acknowledger, type ThroughwayMessage } from '@throughway/workers';
 
 export interface AckResult {
   successful: ThroughwayMessage[];
@@ -6,8 +6,10 @@ export interface AckResult {
 }
 
 interface Waiter extends AckResult {
+  total: number;
   remaining: number;
   resolve(result: AckResult): void;
+  reject(error: Error): void;
 }
 
 /**
@@ -21,8 +23,9 @@ export class CallerAcknowledger implements Acknowledger {
   expect(count: number): { ref: number; done: Promise<AckResult> } {
     const ref = this.#next++;
     let resolve!: (r: AckResult) => void;
-    const done = new Promise<AckResult>((r) => (resolve = r));
-    this.#waiters.set(ref, { remaining: count, successful: [], failed: [], resolve });
+    let reject!: (e: Error) => void;
+    const done = new Promise<AckResult>((res, rej) => ((resolve = res), (reject = rej)));
+    this.#waiters.set(ref, { total: count, remaining: count, successful: [], failed: [], resolve, reject });
     return { ref, done };
   }
 
@@ -36,6 +39,19 @@ export class CallerAcknowledger implements Acknowledger {
       this.#waiters.delete(ref as number);
       w.resolve({ successful: w.successful, failed: w.failed });
     }
+  }
+
+  /**
+   * The pipeline stopped and will ack nothing more: a caller still waiting (its messages were
+   * abandoned by a `stop()` that timed out, or never returned by `handleBatch`) is told so
+   * instead of waiting forever. The acks that did come are in the error's `details`.
+   */
+  rejectPending(pipeline: string): void {
+    for (const w of this.#waiters.values()) {
+      const details = { successful: w.successful, failed: w.failed, unacked: w.remaining };
+      w.reject(new ThroughwayError('ERR_THROUGHWAY_STOPPED', `the pipeline ${pipeline} stopped before ${w.remaining} of the ${w.total} messages were acked`, { details }));
+    }
+    this.#waiters.clear();
   }
 
   configure(_ref: unknown, data: unknown, options: unknown): unknown {

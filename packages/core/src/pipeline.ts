@@ -28,6 +28,13 @@ export interface StopResult {
 
 type State = 'running' | 'draining' | 'stopped';
 
+/** One line per death of a processor thread, whatever it held. */
+const THREAD_DEATH_LOG = {
+  task: 'a processor thread died; it is replaced, and the messages of its task are retried one at a time on a separate thread to find the one that killed it',
+  isolated: 'a message killed its processor thread on its own; it is failed with ERR_THROUGHWAY_THREAD_DIED and the thread is replaced',
+  idle: 'a processor thread died between tasks; it is replaced',
+} as const;
+
 /**
  * A running pipeline: producers answering demand, processors running `handleMessage`, batchers
  * running `handleBatch`, and acks back to the source once the work is done.
@@ -77,9 +84,9 @@ export class Pipeline {
             concurrency: o.processor.concurrency,
             batchers: o.batchers,
             resourceLimits: o.processor.resourceLimits,
-            onIdleThreadDeath: (error) => {
+            onThreadDeath: ({ error, phase, messages }) => {
               this.#stats.threadDeaths++;
-              this.#logger.error({ err: serializeError(error) }, 'a processor thread died between tasks; it is replaced');
+              this.#logger.error({ err: serializeError(error), messages }, THREAD_DEATH_LOG[phase]);
             },
           });
     const host = this.#host();
@@ -221,6 +228,7 @@ export class Pipeline {
 
   /**
    * Sends one message through the pipeline in 'flush' batch mode and resolves once it is acked.
+   * Rejects with `ERR_THROUGHWAY_STOPPED` if the pipeline stops first without acking it.
    *
    * @example
    * const { successful, failed } = await pipeline.testMessage({ id: 1 })
@@ -231,7 +239,8 @@ export class Pipeline {
 
   /**
    * Sends messages through the pipeline together (batch mode 'bulk' by default) and resolves
-   * once every one of them is acked.
+   * once every one of them is acked. Rejects with `ERR_THROUGHWAY_STOPPED` if the pipeline
+   * stops first without acking them all (a `stop()` that timed out).
    *
    * @example
    * const { successful } = await pipeline.testBatch([1, 2, 3])
@@ -241,8 +250,8 @@ export class Pipeline {
     if (!Array.isArray(datas)) throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', 'testBatch expects a list of data');
     const mode = options.batchMode ?? 'bulk';
     if (mode !== 'bulk' && mode !== 'flush') throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected \`batchMode\` to be 'bulk' or 'flush', got ${String(mode)}`);
-    const { ref, done } = this.#caller.expect(datas.length);
     if (datas.length === 0) return Promise.resolve({ successful: [], failed: [] });
+    const { ref, done } = this.#caller.expect(datas.length);
     const messages = datas.map((data) => {
       const m = createMessage(data, { acknowledger: { module: this.#caller, ref }, metadata: { ...options.metadata } }) as MainMessage;
       m.batchMode = mode;
@@ -344,6 +353,7 @@ export class Pipeline {
     }
     await this.#runtime.stop(!late).catch((error) => this.#logger.error({ err: serializeError(error) }, 'runtime stop failed'));
     this.#state = 'stopped';
+    this.#caller.rejectPending(this.name);
     const unacked = this.#stats.inPipeline;
     if (late) this.#logger.warn({ pipeline: this.name, unacked, timeout }, `stop timed out after ${timeout} ms; ${unacked} messages were left unacked at the source`);
     return { unacked };

@@ -15,6 +15,7 @@ import {
   type ProcessorThreadConfig,
 } from '@throughway/workers/internal';
 import { BatchThread } from './batch-thread.js';
+import { PoisonIsolation, isThreadDeath, type ThreadDeath } from './isolation.js';
 import type { BatchJob, PipelineRuntime, TaskResult } from './runtime.js';
 
 let nextChannel = 0;
@@ -31,6 +32,11 @@ export class ThreadsRuntime implements PipelineRuntime {
   #batchThreads = new Map<string, BatchThread[]>();
   /** Threads that ran a task, hence `setup`: the ones that will answer a teardown. */
   #threadsSeen = new Set<number>();
+  #isolation: PoisonIsolation;
+  #onThreadDeath: (death: ThreadDeath) => void;
+  /** Piscina rejects every task of a dead thread with the same error: one death, counted once. */
+  #deaths = new WeakSet<object>();
+  #stopping = false;
 
   constructor(options: {
     pipeline: string;
@@ -39,8 +45,8 @@ export class ThreadsRuntime implements PipelineRuntime {
     concurrency: number;
     batchers: { name: string; concurrency: number }[];
     resourceLimits?: ResourceLimits;
-    /** A thread died while holding no task (say, a timer threw after its task ended). */
-    onIdleThreadDeath: (error: unknown) => void;
+    /** A processor thread died: once per death, whether it held a task or not. */
+    onThreadDeath: (death: ThreadDeath) => void;
   }) {
     this.#config = {
       pipeline: options.pipeline,
@@ -65,8 +71,15 @@ export class ThreadsRuntime implements PipelineRuntime {
       // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
       // the thread; passed explicitly, V8 flags such as --max-semi-space-size would be refused.
     });
-    // Without a listener this 'error' would be re-thrown on the main thread and end the process.
-    this.#pool.on('error', options.onIdleThreadDeath);
+    this.#onThreadDeath = options.onThreadDeath;
+    // A thread that died holding no task (say, a timer threw after its task ended). Without a
+    // listener this 'error' would be re-thrown on the main thread and end the process.
+    const onIdleDeath = (error: unknown) => {
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
+    };
+    this.#pool.on('error', onIdleDeath);
+    this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath, threadsSeen: this.#threadsSeen });
     for (const b of options.batchers) {
       const threads: BatchThread[] = [];
       for (let slot = 0; slot < b.concurrency; slot++) {
@@ -96,7 +109,14 @@ export class ThreadsRuntime implements PipelineRuntime {
     try {
       result = (await this.#pool.run({ kind: 'calls', calls })) as ProcessorTaskResult;
     } catch (error) {
-      throw new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      if (!isThreadDeath(error, this.#stopping)) throw died;
+      // A task waiting behind the dead one in the same thread rejects with the same error.
+      if (!this.#deaths.has(error as object)) {
+        this.#deaths.add(error as object);
+        this.#onThreadDeath({ error: died, phase: 'task', messages: calls.reduce((n, c) => n + c.datas.length, 0) });
+      }
+      return this.#isolation.run(calls);
     }
     if (result.initError) throw reviveError(result.initError, 'ERR_THROUGHWAY_SETUP_FAILED');
     this.#threadsSeen.add(result.threadId);
@@ -123,14 +143,16 @@ export class ThreadsRuntime implements PipelineRuntime {
 
   async stop(graceful: boolean): Promise<void> {
     if (graceful) await this.#teardownProcessors();
+    this.#stopping = true;
     const batchThreads = [...this.#batchThreads.values()].flat();
-    await Promise.all([this.#pool.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
+    await Promise.all([this.#pool.destroy(), this.#isolation.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
   }
 
   // Piscina cannot address each thread, so teardown is broadcast and each live thread that
   // ran `setup` answers with its id. Bounded: a thread that does not answer is ended anyway.
   async #teardownProcessors(): Promise<void> {
-    const waiting = new Set(this.#pool.threads.map((t) => t.threadId).filter((id) => this.#threadsSeen.has(id)));
+    const live = [...this.#pool.threads.map((t) => t.threadId), ...this.#isolation.threadIds];
+    const waiting = new Set(live.filter((id) => this.#threadsSeen.has(id)));
     if (waiting.size === 0) return;
     const channel = new BroadcastChannel(this.#config.channel);
     await new Promise<void>((resolve) => {
