@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { ThroughwayError, serializeError, type BatchMode, type ThroughwayMessage } from '@throughway/workers';
+import { warnSqliteThreadHazard } from '@throughway/workers/internal';
 import { CallerAcknowledger, type AckResult } from './caller-acknowledger.js';
 import { admitMessage, createMessage, type MainMessage } from './message.js';
 import { resolveOptions, type PipelineOptions, type RateLimitingOptions, type ResolvedOptions } from './options.js';
@@ -73,6 +74,8 @@ export class Pipeline {
     this.name = o.name;
     this.#logger = o.logger ?? pino({ name: 'throughway', level: 'warn' }, pino.destination({ fd: 2, sync: true }));
     this.#acker = new Acker(o.name, this.#logger, this.#stats);
+    // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
+    if (o.processor.runtime === 'threads') warnSqliteThreadHazard(o.handlers, (message) => this.#logger.warn({ pipeline: o.name }, message));
     const batcherNames = o.batchers.map((b) => b.name);
     this.#runtime =
       o.processor.runtime === 'inline'

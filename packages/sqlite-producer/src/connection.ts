@@ -1,7 +1,22 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { requireDriver } from '@throughway/workers/internal';
 
 /** A better-sqlite3 connection, as this package's functions accept it. */
 export type SqliteDatabase = Database.Database;
+
+let driver: typeof Database | undefined;
+
+/**
+ * better-sqlite3, loaded on first use: it is an optional peer dependency, so a missing one must
+ * be an error that says what to install, not a failed import of this whole package.
+ *
+ * @example
+ * const Database = sqliteDriver() // throws ERR_THROUGHWAY_MISSING_DRIVER when it is not installed
+ */
+export function sqliteDriver(): typeof Database {
+  driver ??= requireDriver<typeof Database>(import.meta.url, { name: 'better-sqlite3', range: '^12.11 || ^13', user: '@throughway/sqlite-producer' });
+  return driver;
+}
 
 /**
  * Opens a connection the way producers use it:
@@ -15,6 +30,7 @@ export type SqliteDatabase = Database.Database;
  * const db = openDatabase('/var/lib/app/queue.db', 5000)
  */
 export function openDatabase(path: string, busyTimeout: number): SqliteDatabase {
+  const Database = sqliteDriver();
   const db = new Database(path);
   try {
     db.pragma(`busy_timeout = ${Math.trunc(busyTimeout)}`);

@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import { createMessage, type Producer, type ProducerController, type ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
 import type { CursorKey } from './ack-tracker.js';
-import { openDatabase, type SqliteDatabase } from './connection.js';
+import { openDatabase, sqliteDriver, type SqliteDatabase } from './connection.js';
 import { CHECKPOINT_TABLE, columnsOf, createCheckpointTable, createCursorFailuresTable } from './migrate.js';
 import { CursorAckRef, cursorAcknowledger, type CursorAckData, type CursorStats } from './cursor-acknowledger.js';
 import { quoteIdentifier, resolveCursorOptions, type ResolvedCursorOptions, type SqliteCursorOptions } from './options.js';
@@ -183,6 +183,7 @@ export interface SqliteCursorSource {
  */
 export function sqliteCursor(options: SqliteCursorOptions): SqliteCursorSource {
   const resolved = resolveCursorOptions(options);
+  sqliteDriver(); // fail here, naming the package to install, rather than at Pipeline.start
   let producer: SqliteCursorProducer | undefined;
   const factory = (index: number): SqliteCursorProducer => {
     if (index > 0) {

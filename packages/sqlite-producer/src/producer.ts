@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { createMessage, type Producer, type ProducerController, type ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
+import { warnSqliteThreadHazard } from '@throughway/workers/internal';
+import { sqliteDriver } from './connection.js';
 import { QueueAckRef, queueAcknowledger, type QueueAckData, type QueueStats } from './acknowledger.js';
 import { resolveQueueOptions, type ResolvedQueueOptions, type SqliteQueueOptions } from './options.js';
 import { QueueStore, openQueueStore, type ClaimedRow, type QueueStoreLike, type StoreConfig } from './queue-store.js';
@@ -73,6 +75,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
     const config: StoreConfig = { database: o.database, busyTimeout: o.busyTimeout, migrate: o.migrate, table: o.table, leaseMs: o.leaseMs, maxAttempts: o.maxAttempts, onSuccess: o.onSuccess };
     const leasedBy = `${hostname()}:${process.pid}:${this.index}:${randomBytes(4).toString('hex')}`;
     if (!o.thread) return this.#attach(openQueueStore(config, leasedBy));
+    warnSqliteThreadHazard(import.meta.url, (message) => process.emitWarning(message, { code: 'THROUGHWAY_SQLITE_THREADS' }));
     return ThreadedQueueStore.start(config, leasedBy).then((store) => this.#attach(store));
   }
 
@@ -281,6 +284,7 @@ export interface SqliteQueueSource {
  */
 export function sqliteQueue(options: SqliteQueueOptions): SqliteQueueSource {
   const resolved = resolveQueueOptions(options);
+  sqliteDriver(); // fail here, naming the package to install, rather than at Pipeline.start
   const producers: SqliteQueueProducer[] = [];
   const factory = (index: number): SqliteQueueProducer => {
     const producer = new SqliteQueueProducer(options, index);

@@ -13,6 +13,8 @@ export { invalidOption, plainObject, onlyKeys, integerOption } from './option-ch
 export type * from './runner-types.js';
 export { cell, columnOf } from './runner-types.js';
 export type * from './thread-config.js';
+export { requireDriver, missingDriver, isMissingModule, type DriverNeed } from './drivers.js';
+export { sqliteThreadHazard, resolvedSqliteVersion, warnSqliteThreadHazard } from './sqlite-thread-hazard.js';
 
 /** The Piscina task module of processor threads. */
 export const processorTaskUrl: URL = new URL('./processor-task.js', import.meta.url);

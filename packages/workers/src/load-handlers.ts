@@ -3,17 +3,20 @@ import { ThroughwayError } from './errors.js';
 import type { PipelineHandlers, SetupInfo } from './define-pipeline.js';
 import { definePipeline } from './define-pipeline.js';
 
-let typescriptLoader: Promise<void> | undefined;
+let typescriptLoader: Promise<boolean> | undefined;
 
 // Node 20 cannot import .ts; Node 22.18+/24 strip types natively but not every TypeScript
-// feature (enums, `.js` specifiers that name .ts files). tsx handles both, so it is used when
-// it is installed; without it we rely on the runtime's own type stripping.
-function ensureTypeScript(): Promise<void> {
-  typescriptLoader ??= import('tsx/esm/api')
-    .then((tsx: { register: () => unknown }) => {
+// feature (enums, `.js` specifiers that name .ts files). tsx (an optional peer dependency) handles
+// both, so it is used when it is installed; without it we rely on the runtime's own type
+// stripping, and a failed import says to install tsx. Resolves whether tsx was registered.
+function ensureTypeScript(): Promise<boolean> {
+  typescriptLoader ??= import('tsx/esm/api').then(
+    (tsx: { register: () => unknown }) => {
       tsx.register();
-    })
-    .catch(() => undefined);
+      return true;
+    },
+    () => false,
+  );
   return typescriptLoader;
 }
 
@@ -25,12 +28,17 @@ export function toModuleUrl(handlers: string | URL): string {
 
 /** Imports a handler module in the current thread and checks its default export. */
 export async function loadHandlers(handlers: string): Promise<PipelineHandlers> {
-  if (/\.(c|m)?tsx?$/.test(handlers)) await ensureTypeScript();
+  const typescript = /\.(c|m)?tsx?$/.test(handlers);
+  const withTsx = typescript && (await ensureTypeScript());
   let mod: { default?: unknown };
   try {
     mod = (await import(handlers)) as { default?: unknown };
   } catch (error) {
-    throw new ThroughwayError('ERR_THROUGHWAY_HANDLERS_LOAD', `Could not load the handler module ${handlers}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    const hint =
+      typescript && !withTsx
+        ? ` (a .ts handler module needs tsx, an optional peer dependency of @throughway/workers that is not installed: npm install --save-dev tsx)`
+        : '';
+    throw new ThroughwayError('ERR_THROUGHWAY_HANDLERS_LOAD', `Could not load the handler module ${handlers}: ${(error as Error)?.message ?? String(error)}${hint}`, { cause: error });
   }
   const value = mod.default;
   if (value === null || typeof value !== 'object' || typeof (value as PipelineHandlers).handleMessage !== 'function') {

@@ -4,4 +4,5 @@
 export { sqliteRepo } from './sqlite/repo.js';
 export { postgresRepo } from './postgres/repo.js';
 export { timestamps, expectCount, type Timestamps } from './helpers.js';
+export type { SqliteConnection, PostgresConnection } from './connections.js';
 export type { Entry, EntryOf, InsertAllOptions, InsertAllResult, OnConflict, Repo, WritableValue } from './types.js';

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import type { PostgresConnection } from '../connections.js';
 import { ThroughwayError, describeValue } from '../../errors.js';
 import { checkInsertArguments, normalizeOptions } from '../options.js';
 import { planInsert, type ShapePlan } from '../plan.js';
@@ -262,7 +263,8 @@ class PostgresRepo implements Repo {
  *   teardown: () => pool.end(),
  * });
  */
-export function postgresRepo(client: pg.Client | pg.PoolClient | pg.Pool): Repo {
+export function postgresRepo(connection: PostgresConnection): Repo {
+  const client = connection as pg.Client | pg.PoolClient | pg.Pool;
   if (client === null || typeof client !== 'object' || typeof (client as { query?: unknown }).query !== 'function') {
     throw new ThroughwayError(
       'ERR_THROUGHWAY_INVALID_OPTION',

@@ -3,6 +3,7 @@
  * way to feed SQLite from JavaScript (ARCHITECTURE.md: ~1.1M rows/s at 50–100 rows a statement).
  */
 import type Database from 'better-sqlite3';
+import type { SqliteConnection } from '../connections.js';
 import { ThroughwayError, describeValue } from '../../errors.js';
 import { checkInsertArguments, normalizeOptions } from '../options.js';
 import { planInsert, type ShapePlan, type TableMeta } from '../plan.js';
@@ -179,7 +180,8 @@ class SqliteRepo implements Repo {
  *   },
  * });
  */
-export function sqliteRepo(db: Database.Database): Repo {
+export function sqliteRepo(connection: SqliteConnection): Repo {
+  const db = connection as Database.Database;
   if (db === null || typeof db !== 'object' || typeof db.prepare !== 'function' || typeof db.transaction !== 'function') {
     throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `sqliteRepo(db): db must be a better-sqlite3 Database, got ${describeValue(db)}`, {
       details: { option: 'db' },
