@@ -134,6 +134,7 @@ export class Pipeline {
             stats: this.#stats,
             partition: partition ? (m) => hashKey(partition(m)) % concurrency : undefined,
             progress: () => this.#progress(),
+            topology: () => this.topology(),
           }),
         );
       }

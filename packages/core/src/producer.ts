@@ -1,3 +1,5 @@
+import type { Topology } from './pipeline.js';
+
 /** How a producer emits events outside `handleDemand` (after a poll found rows, say). */
 export interface ProducerController {
   push(events: unknown[]): void;
@@ -5,6 +7,13 @@ export interface ProducerController {
   readonly index: number;
   /** True when the pipeline has a `transformer`: emit raw events, it builds the messages. */
   readonly hasTransformer: boolean;
+  /**
+   * The pipeline's stages as `pipeline.topology()` reports them, for a producer that sizes its
+   * own buffering from them (as Broadway hands its producers the pipeline's options): a broker
+   * prefetch that covers what the processors and batchers hold, say. Absent on a controller
+   * built by hand.
+   */
+  readonly topology?: () => Topology;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { serializeError, type ThroughwayMessage } from '@throughway/workers';
 import { admitMessage, type MainMessage } from '../message.js';
+import type { Topology } from '../pipeline.js';
 import type { Producer, ProducerController } from '../producer.js';
 import type { Stats } from '../stats.js';
 import { channels } from '../telemetry.js';
@@ -25,6 +26,8 @@ export interface ProducerStageOptions {
   partition?: (message: MainMessage) => number;
   /** An asynchronous `handleDemand` settled: drain waiters re-check. */
   progress: () => void;
+  /** The pipeline's topology, handed to the producer through its controller. */
+  topology?: () => Topology;
 }
 
 /**
@@ -66,6 +69,7 @@ export class ProducerStage {
       pipelineName: this.#o.pipeline,
       index: this.index,
       hasTransformer: this.#o.transformer !== undefined,
+      topology: this.#o.topology,
     };
   }
 
