@@ -11,7 +11,13 @@ export interface RabbitmqAckData {
   onFailure?: OnFailure;
 }
 
-/** Whether a failed message goes back to the queue. `requeue_once` requeues a first delivery only. */
+/**
+ * Whether a failed message goes back to the queue. `requeue_once` requeues a first delivery only.
+ *
+ * @example
+ * requeues('requeue_once', false) // true: first delivery, back to the queue
+ * requeues('requeue_once', true)  // false: rejected (dead-lettered if the queue has a DLX)
+ */
 export function requeues(onFailure: OnFailure, redelivered: boolean): boolean {
   return onFailure === 'requeue' || (onFailure === 'requeue_once' && !redelivered);
 }

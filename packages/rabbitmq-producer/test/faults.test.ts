@@ -30,7 +30,7 @@ describe('connection faults', () => {
         producer: { module: source },
         processors: { default: { runtime: 'inline', concurrency: 2 } },
         batchers: { default: { batchSize: 20, batchTimeout: 20 } },
-        context: { sink, delayMs: 5, batch: true },
+        context: { sink, delayMs: 8, batch: true },
       });
       await publish(queue, N);
       await waitFor(() => distinctIds(sink) >= 300, '300 messages processed before the close');
