@@ -1,11 +1,13 @@
-export { Pipeline, type Topology, type StopResult } from './pipeline.js';
+export { Pipeline, type Topology, type StopResult, type PipelineState } from './pipeline.js';
 export { createMessage, type CreateMessageOptions } from './message.js';
 export type { Producer, ProducerController } from './producer.js';
 export { DummyProducer } from './producers/dummy-producer.js';
 export { fromIterable, type FromIterableOptions } from './producers/from-iterable.js';
 export type { PipelineOptions, ProcessorOptions, BatcherOptions, RateLimitingOptions, Runtime } from './options.js';
 export type { RateLimitUpdate } from './topology/rate-limiter.js';
-export type { PipelineStats } from './stats.js';
+export type { PipelineStats, PipelineRates } from './stats.js';
+export { progress, Progress, renderSummary, type ProgressOptions, type ProgressSummary, type ProgressStream } from './progress.js';
+export { watchPipeline, PipelineWatch, failureReason, type FailureCount } from './watch.js';
 export type { AckResult } from './caller-acknowledger.js';
 export { channels } from './telemetry.js';
 export {

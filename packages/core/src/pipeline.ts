@@ -27,7 +27,9 @@ export interface StopResult {
   unacked: number;
 }
 
-type State = 'running' | 'draining' | 'stopped';
+/** `'running'`, `'draining'` (from the `stop()` call) or `'stopped'` (once `stop()` resolved). */
+export type PipelineState = 'running' | 'draining' | 'stopped';
+type State = PipelineState;
 
 /** One line per death of a processor thread, whatever it held. */
 const THREAD_DEATH_LOG = {
@@ -68,6 +70,8 @@ export class Pipeline {
   #waiters: { check: () => boolean; resolve: () => void }[] = [];
   #stopping?: Promise<StopResult>;
   #pushTo = 0;
+  #markStopped!: (result: StopResult) => void;
+  #stopped = new Promise<StopResult>((resolve) => (this.#markStopped = resolve));
 
   private constructor(o: ResolvedOptions) {
     this.#o = o;
@@ -298,7 +302,22 @@ export class Pipeline {
     this.#limiterOrThrow().update(update);
   }
 
-  /** Counters per stage. */
+  /** Where the pipeline is in its life: `'running'`, `'draining'` or `'stopped'`. */
+  get state(): PipelineState {
+    return this.#state;
+  }
+
+  /**
+   * Resolves once the pipeline has stopped (whoever called `stop()`), with what `stop()` resolved.
+   *
+   * @example
+   * pipeline.whenStopped().then(({ unacked }) => console.log(`stopped, ${unacked} unacked`))
+   */
+  whenStopped(): Promise<StopResult> {
+    return this.#stopped;
+  }
+
+  /** Counters per stage, rates over about the last second, and the time since the start. */
   stats(): PipelineStats {
     const s = this.#stats;
     const batchers: PipelineStats['batchers'] = {};
@@ -323,6 +342,9 @@ export class Pipeline {
       batchers,
       acks: { successful: s.ackSuccessful, failed: s.ackFailed, errors: s.ackErrors },
       unacked: s.inPipeline,
+      elapsedMs: wallMs,
+      rates: s.rates(),
+      rateLimiting: this.#limiter ? { ...this.#limiter.get(), throttled: this.#limiter.throttled } : null,
     };
   }
 
@@ -360,6 +382,7 @@ export class Pipeline {
     this.#caller.rejectPending(this.name);
     const unacked = this.#stats.inPipeline;
     if (late) this.#logger.warn({ pipeline: this.name, unacked, timeout }, `stop timed out after ${timeout} ms; ${unacked} messages were left unacked at the source`);
+    this.#markStopped({ unacked });
     return { unacked };
   }
 

@@ -5,6 +5,7 @@ import { ThroughwayError } from '@throughway/workers';
 import { warnSqliteThreadHazard } from '@throughway/workers/internal';
 import { sqliteDriver } from './connection.js';
 import { QueueAckRef, queueAcknowledger, type QueueAckData, type QueueStats } from './acknowledger.js';
+import { queueCounts } from './inspect.js';
 import { resolveQueueOptions, type ResolvedQueueOptions, type SqliteQueueOptions } from './options.js';
 import { QueueStore, openQueueStore, type ClaimedRow, type QueueStoreLike, type StoreConfig } from './queue-store.js';
 import { ThreadedQueueStore } from './threaded-store.js';
@@ -258,6 +259,13 @@ export interface SqliteQueueSource {
   readonly producers: readonly SqliteQueueProducer[];
   /** Counters summed over the producers. */
   stats(): QueueStats;
+  /**
+   * The queue's rows by state now, for metrics (`@throughway/metrics` reads it as
+   * `throughway_source_messages{state}`): ready, delayed (in backoff or scheduled), leased (in
+   * flight), done (`onSuccess: 'mark_done'`) and dead_lettered. Queue depth is ready + delayed.
+   * One read on a short-lived connection of its own.
+   */
+  gauges(): Record<'ready' | 'delayed' | 'leased' | 'done' | 'dead_lettered', number>;
 }
 
 /**
@@ -305,6 +313,10 @@ export function sqliteQueue(options: SqliteQueueOptions): SqliteQueueSource {
         sum.errors += s.errors;
       }
       return sum;
+    },
+    gauges() {
+      const c = queueCounts(resolved.database, { table: resolved.table });
+      return { ready: c.ready, delayed: c.delayed, leased: c.leased, done: c.done, dead_lettered: c.dead };
     },
   });
 }

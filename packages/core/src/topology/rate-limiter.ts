@@ -20,6 +20,7 @@ export class RateLimiter {
   #tokens: number;
   #timer: NodeJS.Timeout | undefined;
   #onRefill: () => void;
+  #throttled = 0;
 
   constructor(options: RateLimitingOptions, onRefill: () => void) {
     this.#allowed = options.allowedMessages;
@@ -36,7 +37,13 @@ export class RateLimiter {
   take(wanted: number): number {
     const granted = Math.min(wanted, this.#tokens);
     this.#tokens -= granted;
+    if (granted < wanted) this.#throttled++;
     return granted;
+  }
+
+  /** How many times demand found the counter short and (partly) waited for a refill. */
+  get throttled(): number {
+    return this.#throttled;
   }
 
   get(): RateLimitingOptions {

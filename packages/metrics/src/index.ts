@@ -1,0 +1,3 @@
+export { createMetrics, type MetricsOptions, type PipelineMetrics } from './metrics.js';
+export { serveMetrics, type ServeMetricsOptions, type MetricsServer } from './serve.js';
+export type { GaugeSource } from './source-gauges.js';
