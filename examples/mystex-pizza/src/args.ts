@@ -35,8 +35,12 @@ export interface DemoOptions {
   logLevel: LogLevel;
   /** Print the summary as one JSON object on stdout (for scripts and the benchmark). */
   json: boolean;
+  /** Serve the live dashboard on this port (0: any free port) while the pipeline runs. */
+  dashboard?: number;
   help: boolean;
 }
+
+export const DEFAULT_DASHBOARD_PORT = 4010;
 
 export const DEFAULTS = {
   events: 200_000,
@@ -69,6 +73,8 @@ Options:
                          otherwise; an interrupted run always keeps them so a rerun can resume)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default ${DEFAULTS.logLevel}); logs go to stderr
   --json                 print the summary as JSON on stdout instead of a table
+  --dashboard [PORT]     serve a live dashboard on http://127.0.0.1:PORT while the pipeline runs
+                         (default port ${DEFAULT_DASHBOARD_PORT}; 0 picks a free one; the page can change --rate-limit)
   -h, --help             show this help
 
 Interrupt with Ctrl-C (or SIGTERM): in-flight batches are written and acked, the summary shows how
@@ -156,6 +162,14 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
       case '--json':
         o.json = flag();
         break;
+      case '--dashboard': {
+        // The port is optional: taken from `=PORT` or from the next argument when it is a number.
+        const next = argv[i + 1];
+        const port = eq >= 0 ? value() : next !== undefined && /^\d+$/.test(next) ? argv[++i]! : String(DEFAULT_DASHBOARD_PORT);
+        o.dashboard = positiveInt(name, port, 0);
+        if (o.dashboard > 65535) throw new UsageError(`--dashboard port must be at most 65535, got ${port}`);
+        break;
+      }
       case '-h':
       case '--help':
         o.help = true;

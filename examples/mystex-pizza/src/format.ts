@@ -1,8 +1,6 @@
-/** Number and time formatting shared by the progress line and the summary. */
+/** Number and time formatting for the summary. */
 
 export const int = (n: number): string => Math.round(n).toLocaleString('en-US');
-
-export const pct = (ratio: number): string => `${Math.round(Math.max(0, ratio) * 100)}%`;
 
 export function duration(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;

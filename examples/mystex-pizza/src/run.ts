@@ -10,7 +10,8 @@ import path from 'node:path';
 import os from 'node:os';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
-import { Pipeline, type PipelineOptions } from '@throughway/core';
+import { Pipeline, progress, type PipelineOptions, type Progress } from '@throughway/core';
+import { serveDashboard } from '@throughway/dashboard';
 import { sqliteQueue, type SqliteQueueSource } from '@throughway/sqlite-producer';
 import type { DemoOptions } from './args.js';
 import { compare, readTables, type CheckResult, type TableState } from './check.js';
@@ -18,7 +19,6 @@ import { describeTarget, parseDatabase, type DatabaseTarget } from './database.j
 import { int } from './format.js';
 import { createLogger } from './log.js';
 import { BATCHER_IGNORED, BATCHER_INSERT, type PipelineContext } from './handlers.js';
-import { Progress, type ProgressSample } from './progress.js';
 import { QUEUE_TABLE, countRemaining, defaultQueuePath, fillQueue, openQueue, queueState, releaseLeasesOf } from './queue.js';
 import { claimRun, releaseRun } from './run-record.js';
 import { prepareTarget, removeSqliteFile, removeTarget } from './schema.js';
@@ -27,7 +27,7 @@ import { renderSummary, type RunSummary } from './summary.js';
 export interface RunIO {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WriteStream | NodeJS.WritableStream;
-  /** Draw a live progress line (stderr is a terminal). */
+  /** Pretty log lines for a person (stderr is a terminal); the progress bar looks at stderr itself. */
   tty: boolean;
   /** Install SIGINT/SIGTERM handlers (off when embedded in another program). */
   signals: boolean;
@@ -87,15 +87,12 @@ function pipelineOptions(options: DemoOptions, target: DatabaseTarget, source: S
 }
 
 /**
- * Busy time of each batcher's worker, from the engine's telemetry (published on the main thread),
- * and a warning for each failed batch: the engine does not log them, and without it a database
- * refusing writes would only show as retries.
+ * A warning for each failed batch, from the engine's telemetry (published on the main thread): the
+ * engine does not log them, and without it a database refusing writes would only show as retries.
  */
-function trackBatchers(logger: Logger): { load: (elapsedMs: number) => Record<string, number>; stop: () => void } {
-  const busy: Record<string, number> = {};
+function warnOnFailedBatches(logger: Logger): () => void {
   const onBatch = (message: unknown): void => {
-    const m = message as { batcher: string; durationMs: number; batchInfo: { batchKey: unknown; size: number }; failed: { status: { kind: string; reason?: unknown; error?: { message?: string } } }[] };
-    busy[m.batcher] = (busy[m.batcher] ?? 0) + m.durationMs;
+    const m = message as { batcher: string; batchInfo: { batchKey: unknown }; failed: { status: { kind: string; reason?: unknown; error?: { message?: string } } }[] };
     if (m.failed.length > 0) {
       const status = m.failed[0]!.status;
       const why = status.kind === 'error' ? status.error?.message : JSON.stringify(status.reason);
@@ -103,9 +100,18 @@ function trackBatchers(logger: Logger): { load: (elapsedMs: number) => Record<st
     }
   };
   subscribe('throughway:batch', onBatch);
+  return () => unsubscribe('throughway:batch', onBatch);
+}
+
+/**
+ * Log lines go to stderr, through the progress bar's `logStream` while there is one, so that a
+ * log line never garbles the bar.
+ */
+function logStreamOver(stderr: NodeJS.WritableStream): { stream: { write(chunk: string): boolean }; attach: (p: Progress | undefined) => void } {
+  let bar: Progress | undefined;
   return {
-    load: (elapsedMs) => Object.fromEntries(Object.entries(busy).map(([name, ms]) => [name, elapsedMs > 0 ? ms / elapsedMs : 0])),
-    stop: () => unsubscribe('throughway:batch', onBatch),
+    stream: { write: (chunk) => (bar ? bar.logStream.write(chunk) : stderr.write(chunk)) },
+    attach: (p) => (bar = p),
   };
 }
 
@@ -145,9 +151,8 @@ function watchSignals(enabled: boolean, logger: Logger): { signal: Promise<strin
 export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Promise<RunResult> {
   const target = parseDatabase(options.database);
   const queueFile = options.queue ? path.resolve(options.queue) : defaultQueuePath(target);
-  let sample: () => ProgressSample = () => ({ done: 0, total: 0, failed: 0, processorLoad: 0, batcherLoad: {}, inFlight: 0 });
-  const progress = new Progress({ stream: io.stderr, tty: io.tty, sample: () => sample() });
-  const logger = createLogger(options.logLevel, progress.logStream, io.tty);
+  const logs = logStreamOver(io.stderr);
+  const logger = createLogger(options.logLevel, logs.stream, io.tty);
   logger.info(`Mystex Pizza on ${describeTarget(target)}, queue ${queueFile}`);
 
   await prepareTarget(target);
@@ -163,7 +168,7 @@ export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Pr
       logger.warn(`previous run (pid ${deadHolder}) is gone; released the ${int(released)} events it had leased`);
     }
     const remainingAtStart = countRemaining(queueDb);
-    const run = await runPipeline(options, target, queueFile, remainingAtStart, progress, logger, io, (s) => (sample = s));
+    const run = await runPipeline(options, target, queueFile, remainingAtStart, logs.attach, logger, io);
     const state = queueState(queueDb);
     let tables: TableState | undefined;
     let check: CheckResult | null = null;
@@ -223,21 +228,21 @@ async function runPipeline(
   target: DatabaseTarget,
   queueFile: string,
   remainingAtStart: number,
-  progress: Progress,
+  attachProgress: (p: Progress | undefined) => void,
   logger: Logger,
   io: RunIO,
-  setSample: (s: () => ProgressSample) => void,
 ): Promise<PipelineRun> {
   if (remainingAtStart === 0) {
     logger.info('the queue is empty: nothing to process');
     return { wallMs: 0, cpuMs: 0, acked: 0, deadLettered: 0 };
   }
   const source = queueSource(queueFile, logger);
-  const batchers = trackBatchers(logger);
+  const stopWarning = warnOnFailedBatches(logger);
   const signals = watchSignals(io.signals, logger);
   const started = performance.now();
   const cpu = process.cpuUsage();
   let pipeline: Pipeline | undefined;
+  let bar: Progress | undefined;
   try {
     pipeline = await Pipeline.start(pipelineOptions(options, target, source, logger));
     const p = pipeline;
@@ -247,18 +252,14 @@ async function runPipeline(
       const s = source.stats();
       return s.acked + s.deadLettered;
     };
-    setSample(() => {
-      const stats = p.stats();
-      return {
-        done: finished(),
-        total: remainingAtStart,
-        failed: source.stats().deadLettered,
-        processorLoad: stats.processors.load,
-        batcherLoad: batchers.load(performance.now() - started),
-        inFlight: stats.unacked,
-      };
-    });
-    progress.start();
+    // The engine's progress bar (summary off: the demo prints its own, with the check).
+    bar = progress(p, { total: remainingAtStart, stream: io.stderr, summary: false });
+    attachProgress(bar);
+    if (options.dashboard !== undefined) {
+      // Closes by itself when the pipeline stops. Loopback only; the page may change the rate limit.
+      const dashboard = await serveDashboard(p, { port: options.dashboard, allowControl: true });
+      logger.info(`dashboard at ${dashboard.url}`);
+    }
     // The queue's own counters say when every row is gone: acked, or dead-lettered.
     let poll: NodeJS.Timeout | undefined;
     const drained = new Promise<undefined>((resolve) => {
@@ -271,17 +272,19 @@ async function runPipeline(
     const { unacked } = await p.stop();
     const wallMs = performance.now() - started;
     const { user, system } = process.cpuUsage(cpu);
-    progress.stop();
+    bar.stop();
+    attachProgress(undefined);
     if (unacked > 0) logger.warn(`${int(unacked)} events were left unacked; they stay in the queue and a rerun delivers them again`);
     const s = source.stats();
     if (s.retried > 0) logger.warn(`${int(s.retried)} deliveries failed and were retried (see the log above)`);
     return { wallMs, cpuMs: (user + system) / 1000, acked: s.acked, deadLettered: s.deadLettered, ...(interruptedBy ? { interruptedBy } : {}) };
   } catch (error) {
-    progress.stop();
+    bar?.stop();
+    attachProgress(undefined);
     await pipeline?.stop().catch(() => undefined);
     throw error;
   } finally {
-    batchers.stop();
+    stopWarning();
     signals.dispose();
   }
 }

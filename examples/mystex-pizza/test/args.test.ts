@@ -33,6 +33,16 @@ describe('parseArgs', () => {
     expect(() => parseArgs(argv)).toThrow(message);
   });
 
+  it('takes --dashboard with or without a port', () => {
+    expect(parseArgs([]).dashboard).toBeUndefined();
+    expect(parseArgs(['--dashboard']).dashboard).toBe(4010);
+    expect(parseArgs(['--dashboard', '--keep'])).toMatchObject({ dashboard: 4010, keep: true });
+    expect(parseArgs(['--dashboard', '8080', '--keep'])).toMatchObject({ dashboard: 8080, keep: true });
+    expect(parseArgs(['--dashboard=0']).dashboard).toBe(0);
+    expect(() => parseArgs(['--dashboard=70000'])).toThrow(/at most 65535/);
+    expect(() => parseArgs(['--dashboard=x'])).toThrow(/whole number/);
+  });
+
   it('parses rate limits with units', () => {
     expect(parseRateLimit('200/100ms')).toEqual({ allowedMessages: 200, interval: 100 });
     expect(parseRateLimit('200/250')).toEqual({ allowedMessages: 200, interval: 250 });
@@ -44,7 +54,7 @@ describe('parseArgs', () => {
 
   it('documents every option in --help', () => {
     const text = usage();
-    for (const flag of ['--events', '--database', '--queue', '--concurrency', '--batch-size', '--rate-limit', '--seed', '--keep', '--log-level', '--json', '--help']) {
+    for (const flag of ['--events', '--database', '--queue', '--concurrency', '--batch-size', '--rate-limit', '--seed', '--keep', '--log-level', '--json', '--dashboard', '--help']) {
       expect(text).toContain(flag);
     }
   });

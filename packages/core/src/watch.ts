@@ -16,11 +16,13 @@ const REASON_CHARS = 120;
 
 /**
  * A failed message's status as one short line: the reason a handler gave (`Message.failed`),
- * or the error's code (else its name) and message. Used to group failures by reason.
+ * or the error's code (else its name) and message. Used to group failures by reason, so quoted
+ * text and numbers (and runs of 3+ digits inside ids such as `cus_123`) are masked (`"…"`, `N`):
+ * "bad id 17" and "bad id 18" count as one reason.
  *
  * @example
  * failureReason({ kind: 'failed', reason: 'missing id' }) // 'missing id'
- * failureReason({ kind: 'error', error: { name: 'Error', message: 'boom', code: 'E_X' } }) // 'E_X: boom'
+ * failureReason({ kind: 'error', error: { name: 'Error', message: 'row 17 refused', code: 'E_X' } }) // 'E_X: row N refused'
  */
 export function failureReason(status: MessageStatus): string {
   let text: string;
@@ -35,7 +37,11 @@ export function failureReason(status: MessageStatus): string {
   } else {
     text = 'ok';
   }
-  text = text.replace(/\s+/g, ' ').trim();
+  text = text
+    .replace(/"[^"]*"/g, '"…"')
+    .replace(/\b\d+(\.\d+)?\b|\d{3,}/g, 'N')
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > REASON_CHARS ? `${text.slice(0, REASON_CHARS - 1)}…` : text;
 }
 

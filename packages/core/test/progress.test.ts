@@ -2,7 +2,7 @@
 // summary at the end, no timer left behind; and the rates stats() gained for it.
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
-import { DummyProducer, Pipeline, createMessage, fromIterable, progress } from '@throughway/core';
+import { DummyProducer, Pipeline, createMessage, failureReason, fromIterable, progress } from '@throughway/core';
 import { AckRecorder, uniqueName, waitFor } from './helpers.js';
 
 const VERDICT = new URL('./fixtures/verdict.ts', import.meta.url);
@@ -173,5 +173,16 @@ describe('stats() rates, elapsed time and rate limiting', () => {
   test('rateLimiting is null without a rate limit', async () => {
     const pipeline = await start();
     expect(pipeline.stats().rateLimiting).toBeNull();
+  });
+});
+
+describe('failureReason', () => {
+  test('groups failures: a reason, an Error reason, an error with a code; numbers and quoted text masked', () => {
+    expect(failureReason({ kind: 'failed', reason: 'bad_base64: payload is not Base64: "eyJ0e..."' })).toBe('bad_base64: payload is not Base64: "…"');
+    expect(failureReason({ kind: 'failed', reason: { name: 'RangeError', message: 'too big 17' } })).toBe('too big N');
+    expect(failureReason({ kind: 'error', error: { name: 'TypeError', message: 'bad input 3.5\n  at x', stack: '', code: 'E_BAD_INPUT' } as never })).toBe('E_BAD_INPUT: bad input N at x');
+    expect(failureReason({ kind: 'failed', reason: { retry: false } })).toBe('{"…":false}');
+    expect(failureReason({ kind: 'failed', reason: 'missing_field: cus_90000003 has no name (base64)' })).toBe('missing_field: cus_N has no name (base64)');
+    expect(failureReason({ kind: 'failed', reason: 'x'.repeat(300) })).toHaveLength(120);
   });
 });
