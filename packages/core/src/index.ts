@@ -7,6 +7,7 @@ export type { PipelineOptions, ProcessorOptions, BatcherOptions, RateLimitingOpt
 export type { RateLimitUpdate } from './topology/rate-limiter.js';
 export type { PipelineStats, PipelineRates } from './stats.js';
 export { progress, Progress, renderSummary, type ProgressOptions, type ProgressSummary, type ProgressStream } from './progress.js';
+export { servePipelineHttp, type PipelineHttpServer, type PipelineHttpOptions } from './serve-http.js';
 export { watchPipeline, PipelineWatch, failureReason, type FailureCount } from './watch.js';
 export type { AckResult } from './caller-acknowledger.js';
 export { channels } from './telemetry.js';

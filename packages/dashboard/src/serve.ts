@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Pipeline } from '@throughway/core';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { servePipelineHttp, type Pipeline } from '@throughway/core';
 import { invalidOption, onlyKeys, plainObject } from '@throughway/workers/internal';
 import { Snapshots } from './snapshot.js';
 
@@ -55,8 +54,6 @@ const MAX_BODY = 1024;
 export async function serveDashboard(pipeline: Pipeline, options: ServeDashboardOptions = {}): Promise<DashboardServer> {
   onlyKeys('serveDashboard', plainObject('serveDashboard', options), ['port', 'host', 'allowControl', 'interval']);
   const { port = 4010, host = '127.0.0.1', allowControl = false, interval = 1000 } = options;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) invalidOption('serveDashboard.port', 'an integer from 0 to 65535', port);
-  if (typeof host !== 'string' || host === '') invalidOption('serveDashboard.host', 'a host name or address', host);
   if (typeof allowControl !== 'boolean') invalidOption('serveDashboard.allowControl', 'a boolean', allowControl);
   if (!Number.isInteger(interval) || interval < 100 || interval > 60_000) invalidOption('serveDashboard.interval', 'an integer from 100 to 60000 (ms)', interval);
 
@@ -68,45 +65,36 @@ export async function serveDashboard(pipeline: Pipeline, options: ServeDashboard
   }, interval);
   // The server's socket keeps the process up while it serves; the ticker alone must not.
   timer.unref();
-
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method === 'POST' && path === '/api/rate-limit') return changeRateLimit(pipeline, allowControl, req, res);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
-    const file = ASSETS[path];
-    if (file) return send(res, 200, file.type, asset(file.file));
-    if (path === '/api/snapshot') return send(res, 200, 'application/json', JSON.stringify({ ...snapshots.latest, history: snapshots.history }));
-    if (path === '/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      res.write(`retry: 2000\ndata: ${JSON.stringify({ ...snapshots.latest, history: snapshots.history })}\n\n`);
-      clients.add(res);
-      req.on('close', () => clients.delete(res));
-      return;
-    }
-    send(res, 404, 'text/plain', 'not found\n');
-  });
-  try {
-    await listen(server, port, host);
-  } catch (error) {
+  const onClose = (): void => {
     clearInterval(timer);
+    // The page's last view: the pipeline stopped, with its final counters.
+    const data = `data: ${JSON.stringify(snapshots.tick())}\n\n`;
+    for (const res of clients) res.end(data);
+    clients.clear();
     snapshots.close();
-    throw error;
-  }
-  const bound = (server.address() as AddressInfo).port;
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closing ??= new Promise<void>((resolve) => {
-      clearInterval(timer);
-      // The page's last view: the pipeline stopped, with its final counters.
-      const data = `data: ${JSON.stringify(snapshots.tick())}\n\n`;
-      for (const res of clients) res.end(data);
-      clients.clear();
-      snapshots.close();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }));
-  void pipeline.whenStopped().then(close);
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, close };
+  };
+
+  const server = await servePipelineHttp(
+    pipeline,
+    (req, res) => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (req.method === 'POST' && path === '/api/rate-limit') return changeRateLimit(pipeline, allowControl, req, res);
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
+      const file = ASSETS[path];
+      if (file) return send(res, 200, file.type, asset(file.file));
+      if (path === '/api/snapshot') return send(res, 200, 'application/json', JSON.stringify({ ...snapshots.latest, history: snapshots.history }));
+      if (path === '/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+        res.write(`retry: 2000\ndata: ${JSON.stringify({ ...snapshots.latest, history: snapshots.history })}\n\n`);
+        clients.add(res);
+        req.on('close', () => clients.delete(res));
+        return;
+      }
+      send(res, 404, 'text/plain', 'not found\n');
+    },
+    { port, host, optionPath: 'serveDashboard', onClose },
+  );
+  return { url: `${server.url}/`, port: server.port, close: server.close };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
@@ -150,15 +138,5 @@ function changeRateLimit(pipeline: Pipeline, allowControl: boolean, req: Incomin
       const e = error as { code?: string; message?: string };
       send(res, e.code === 'ERR_THROUGHWAY_RATE_LIMITING_DISABLED' ? 409 : 400, 'application/json', JSON.stringify({ error: e.message, code: e.code }));
     }
-  });
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
   });
 }
