@@ -85,7 +85,9 @@ for (const p of packages) {
   const name = p.manifest.name;
   await check(`${name}: tarball holds dist, types, README and LICENSE only`, () => {
     const files = sh('tar', ['-tzf', tarballOf.get(name)]).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-    const allowed = (f) => f === 'package.json' || f === 'README.md' || f === 'LICENSE' || /^dist\/.+\.(js|d\.ts|js\.map)$/.test(f);
+    // A package that lists `assets` in its files ships static files beside dist (the dashboard's page).
+    const assets = (p.manifest.files ?? []).includes('assets');
+    const allowed = (f) => f === 'package.json' || f === 'README.md' || f === 'LICENSE' || /^dist\/.+\.(js|d\.ts|js\.map)$/.test(f) || (assets && /^assets\/[\w.-]+\.(html|js|css)$/.test(f));
     const stray = files.filter((f) => !allowed(f));
     assert(stray.length === 0, `unexpected files: ${stray.slice(0, 10).join(', ')}`);
     for (const needed of ['README.md', 'LICENSE', 'package.json']) assert(files.includes(needed), `${needed} is missing`);
