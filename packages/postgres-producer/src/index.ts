@@ -5,3 +5,7 @@ export { enqueue, type EnqueueItem, type EnqueueOptions } from './enqueue.js';
 export { exponentialBackoff, quoteIdentifier, type PostgresQueueOptions, type BackoffOptions, type BackoffFunction, type Connection } from './options.js';
 export { reconnectDelay } from './connection.js';
 export { queueCounts, deadLetters, type QueueCounts, type DeadLetter } from './inspect.js';
+export { postgresCursor, PostgresCursorProducer, type PostgresCursorSource } from './cursor.js';
+export { cursorAcknowledger, CURSOR_FAILURES_TABLE, type CursorStats, type CursorAckData } from './cursor-acknowledger.js';
+export { CheckpointTracker, type CursorKey } from './checkpoint.js';
+export type { PostgresCursorOptions } from './cursor-options.js';

@@ -50,6 +50,7 @@ afterAll(async () => {
       await pool.query(`DROP TABLE IF EXISTS "${t}", "${t}_dead", "${t}_sink", "${t}_claims" CASCADE`);
       await pool.query(`DROP FUNCTION IF EXISTS "${t}_notify"() CASCADE`);
       await pool.query(`DELETE FROM throughway_checkpoints WHERE name LIKE $1`, [`${t}%`]).catch(() => undefined);
+      await pool.query(`DELETE FROM throughway_cursor_failures WHERE checkpoint_name LIKE $1`, [`${t}%`]).catch(() => undefined);
     }
   } finally {
     await pool.end();
