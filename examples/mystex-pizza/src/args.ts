@@ -37,6 +37,10 @@ export interface DemoOptions {
   json: boolean;
   /** Serve the live dashboard on this port (0: any free port) while the pipeline runs. */
   dashboard?: number;
+  /** Where the events queue: the SQLite queue file, or a queue table in the Postgres database (exactly-once). */
+  source: 'sqlite' | 'postgres';
+  /** Processes running the pipeline on the one queue (this one and N - 1 children). */
+  workers: number;
   help: boolean;
 }
 
@@ -75,6 +79,10 @@ Options:
   --json                 print the summary as JSON on stdout instead of a table
   --dashboard [PORT]     serve a live dashboard on http://127.0.0.1:PORT while the pipeline runs
                          (default port ${DEFAULT_DASHBOARD_PORT}; 0 picks a free one; the page can change --rate-limit)
+  --source sqlite|postgres  where the events queue (default sqlite): postgres puts the queue in the
+                         --database's schema (a Postgres URL is then required), and each batch
+                         commits its writes and the ack of its events in one transaction (exactly-once)
+  --workers N            processes running the pipeline on the one queue (default 1)
   -h, --help             show this help
 
 Interrupt with Ctrl-C (or SIGTERM): in-flight batches are written and acked, the summary shows how
@@ -111,6 +119,8 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
     logLevel: DEFAULTS.logLevel,
     json: false,
     help: false,
+    source: 'sqlite',
+    workers: 1,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -170,6 +180,16 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
         if (o.dashboard > 65535) throw new UsageError(`--dashboard port must be at most 65535, got ${port}`);
         break;
       }
+      case '--source': {
+        const source = value();
+        if (source !== 'sqlite' && source !== 'postgres') throw new UsageError(`--source must be sqlite or postgres, got "${source}"`);
+        o.source = source;
+        break;
+      }
+      case '--workers':
+        o.workers = positiveInt(name, value());
+        if (o.workers > 64) throw new UsageError(`--workers must be at most 64, got ${o.workers}`);
+        break;
       case '-h':
       case '--help':
         o.help = true;
@@ -177,6 +197,9 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
       default:
         throw new UsageError(`unknown option "${arg}" (see --help)`);
     }
+  }
+  if (o.source === 'postgres' && !(o.database && /^postgres(ql)?:\/\//i.test(o.database))) {
+    throw new UsageError('--source postgres needs --database to be a Postgres URL (the queue lives in the same database as the tables)');
   }
   return o;
 }

@@ -73,7 +73,7 @@ export function openSqlite(file: string, options: { readonly?: boolean } = {}): 
  * some containers). libpq falls back to the OS user name: do the same, so the error, if any, names
  * a role instead of a missing setting.
  */
-function withUser(url: string): string {
+export function withUser(url: string): string {
   const hasUser = /^postgres(ql)?:\/\/[^:/@?]+(:[^@/?]*)?@/i.test(url) || /[?&]user=/.test(url);
   if (hasUser || process.env.PGUSER || process.env.USER) return url;
   return `${url}${url.includes('?') ? '&' : '?'}user=${encodeURIComponent(os.userInfo().username)}`;

@@ -13,6 +13,7 @@
 import type pg from 'pg';
 import type Database from 'better-sqlite3';
 import { Message, definePipeline, postgresRepo, sqliteRepo, timestamps, type Repo, type ThroughwayMessage } from '@throughway/workers';
+import { ackInTransaction } from '@throughway/postgres-producer/handler';
 import { decodeEvent, failureMessage, type CustomerEntry, type OrderEntry } from './decode.js';
 import { connectPostgres, openSqlite, tableName, type DatabaseTarget } from './database.js';
 import { writeCustomers, writeOrders, type Tables } from './writer.js';
@@ -20,11 +21,18 @@ import { writeCustomers, writeOrders, type Tables } from './writer.js';
 /** What the main thread passes (plain data: it is copied into every thread). */
 export interface PipelineContext {
   database: DatabaseTarget;
+  /**
+   * `--source postgres`: the queue table (in the same schema as the tables); each insert_all batch
+   * commits its rows and the ack of its events in one transaction.
+   */
+  exactlyOnceQueue?: string;
 }
 
 /** What a batch worker of `insert_all` holds for its life after `setup`. */
 interface WriterContext extends PipelineContext {
   repo: Repo;
+  /** Postgres only: the connection, for ackInTransaction. */
+  client?: pg.Client;
   tables: Tables;
   close: () => Promise<void> | void;
 }
@@ -55,7 +63,7 @@ export default definePipeline<PipelineContext>({
       return { ...context, repo: sqliteRepo(db), tables, close: () => void db.close() } as WriterContext;
     }
     const client: pg.Client = await connectPostgres(target);
-    return { ...context, repo: postgresRepo(client), tables, close: () => client.end() } as WriterContext;
+    return { ...context, repo: postgresRepo(client), client, tables, close: () => client.end() } as WriterContext;
   },
 
   handleMessage(_processor, message) {
@@ -85,16 +93,16 @@ export default definePipeline<PipelineContext>({
 
   async handleBatch(batcher, messages, batchInfo, context) {
     if (batcher !== BATCHER_INSERT) return messages;
-    const { repo, tables } = context as WriterContext;
+    const { repo, tables, client, exactlyOnceQueue } = context as WriterContext;
     // One instant for the whole batch, as the seed's timestamps/1 does per batch.
     const ts = timestamps();
-    if (batchInfo.batchKey === KEY_CUSTOMERS) {
-      await writeCustomers(repo, tables, messages.map(toCustomer), ts);
-    } else if (batchInfo.batchKey === KEY_ORDERS) {
-      await writeOrders(repo, tables, messages.map(toOrder), ts);
-    } else {
-      throw new Error(`insert_all has no table for batch key ${JSON.stringify(batchInfo.batchKey)}`);
-    }
+    const write = async (into: Repo, batch: ThroughwayMessage[]): Promise<void> => {
+      if (batchInfo.batchKey === KEY_CUSTOMERS) await writeCustomers(into, tables, batch.map(toCustomer), ts);
+      else if (batchInfo.batchKey === KEY_ORDERS) await writeOrders(into, tables, batch.map(toOrder), ts);
+      else throw new Error(`insert_all has no table for batch key ${JSON.stringify(batchInfo.batchKey)}`);
+    };
+    if (exactlyOnceQueue && client) return ackInTransaction(client, messages, write, { table: exactlyOnceQueue });
+    await write(repo, messages);
     return messages;
   },
 

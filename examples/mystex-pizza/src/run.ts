@@ -10,7 +10,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
-import { Pipeline, progress, type PipelineOptions, type Progress } from '@throughway/core';
+import { Pipeline, progress, type PipelineOptions, type Producer, type Progress } from '@throughway/core';
 import { serveDashboard } from '@throughway/dashboard';
 import { sqliteQueue, type SqliteQueueSource } from '@throughway/sqlite-producer';
 import type { DemoOptions } from './args.js';
@@ -23,6 +23,8 @@ import { QUEUE_TABLE, countRemaining, defaultQueuePath, fillQueue, openQueue, qu
 import { claimRun, releaseRun } from './run-record.js';
 import { prepareTarget, removeSqliteFile, removeTarget } from './schema.js';
 import { renderSummary, type RunSummary } from './summary.js';
+import { runPostgresDemo } from './pg-demo.js';
+import { startWorkers } from './workers.js';
 
 export interface RunIO {
   stdout: NodeJS.WritableStream;
@@ -38,7 +40,7 @@ export interface RunResult {
   exitCode: number;
 }
 
-const defaultIO = (): RunIO => ({ stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), signals: true });
+export const defaultIO = (): RunIO => ({ stdout: process.stdout, stderr: process.stderr, tty: Boolean(process.stderr.isTTY), signals: true });
 
 /**
  * Queue settings. A killed run's leases are released at once by the next run (run-record.ts), so
@@ -46,7 +48,7 @@ const defaultIO = (): RunIO => ({ stdout: process.stdout, stderr: process.stderr
  * Failures that may be transient (a batch the database refused) retry quickly; malformed events
  * never retry (`retry: false` in the handler).
  */
-function queueSource(file: string, logger: Logger): SqliteQueueSource {
+export function queueSource(file: string, logger: Logger): SqliteQueueSource {
   return sqliteQueue({
     database: file,
     table: QUEUE_TABLE,
@@ -62,8 +64,14 @@ function queueSource(file: string, logger: Logger): SqliteQueueSource {
   });
 }
 
-function pipelineOptions(options: DemoOptions, target: DatabaseTarget, source: SqliteQueueSource, logger: Logger): PipelineOptions {
-  const context: PipelineContext = { database: target };
+/** What runPipeline needs of a queue source (the SQLite or the Postgres one). */
+export interface DemoSource {
+  (index: number): Producer<unknown>;
+  stats(): { acked: number; deadLettered: number; retried: number };
+}
+
+export function pipelineOptions(options: DemoOptions, target: DatabaseTarget, source: DemoSource, logger: Logger, exactlyOnceQueue?: string): PipelineOptions {
+  const context: PipelineContext = { database: target, ...(exactlyOnceQueue ? { exactlyOnceQueue } : {}) };
   return {
     name: 'mystex-pizza',
     handlers: new URL('./handlers.js', import.meta.url),
@@ -107,7 +115,7 @@ function warnOnFailedBatches(logger: Logger): () => void {
  * Log lines go to stderr, through the progress bar's `logStream` while there is one, so that a
  * log line never garbles the bar.
  */
-function logStreamOver(stderr: NodeJS.WritableStream): { stream: { write(chunk: string): boolean }; attach: (p: Progress | undefined) => void } {
+export function logStreamOver(stderr: NodeJS.WritableStream): { stream: { write(chunk: string): boolean }; attach: (p: Progress | undefined) => void } {
   let bar: Progress | undefined;
   return {
     stream: { write: (chunk) => (bar ? bar.logStream.write(chunk) : stderr.write(chunk)) },
@@ -149,6 +157,7 @@ function watchSignals(enabled: boolean, logger: Logger): { signal: Promise<strin
  * const { summary } = await runDemo(parseArgs(['--events', '5000', '--json']))
  */
 export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Promise<RunResult> {
+  if (options.source === 'postgres') return runPostgresDemo(options, io);
   const target = parseDatabase(options.database);
   const queueFile = options.queue ? path.resolve(options.queue) : defaultQueuePath(target);
   const logs = logStreamOver(io.stderr);
@@ -168,7 +177,8 @@ export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Pr
       logger.warn(`previous run (pid ${deadHolder}) is gone; released the ${int(released)} events it had leased`);
     }
     const remainingAtStart = countRemaining(queueDb);
-    const run = await runPipeline(options, target, queueFile, remainingAtStart, logs.attach, logger, io);
+    const drained = options.workers > 1 ? () => countRemaining(queueDb) === 0 : undefined;
+    const run = await runPipeline(options, target, { source: queueSource(queueFile, logger), queueFile, drained }, remainingAtStart, logs.attach, logger, io);
     const state = queueState(queueDb);
     let tables: TableState | undefined;
     let check: CheckResult | null = null;
@@ -202,19 +212,29 @@ export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Pr
     queueDb.close();
   }
 
+  return report(summary, options, io, async () => {
+    await removeTarget(target);
+    removeSqliteFile(queueFile);
+  });
+}
+
+/**
+ * Prints the summary, removes what the run wrote when its check passed (unless `--keep`), and
+ * picks the exit code.
+ */
+export async function report(summary: RunSummary, options: DemoOptions, io: RunIO, remove: () => Promise<void>, resumable = true): Promise<RunResult> {
   io.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : `\n${renderSummary(summary)}\n`);
   const finished = summary.check !== null;
   if (finished && summary.check!.ok && !options.keep) {
-    await removeTarget(target);
-    removeSqliteFile(queueFile);
+    await remove();
   } else if (!options.json) {
-    io.stdout.write(`\nKept ${describeTarget(target)} and the queue ${queueFile}${finished ? '' : ' (run the same command to resume)'}.\n`);
+    io.stdout.write(`\nKept ${summary.database} and the queue ${summary.queue}${finished || !resumable ? '' : ' (run the same command to resume)'}.\n`);
   }
   const exitCode = summary.interruptedBy ? (summary.interruptedBy === 'SIGTERM' ? 143 : 130) : finished && summary.check!.ok ? 0 : 1;
   return { summary, exitCode };
 }
 
-interface PipelineRun {
+export interface PipelineRun {
   wallMs: number;
   cpuMs: number;
   acked: number;
@@ -222,11 +242,25 @@ interface PipelineRun {
   interruptedBy?: string;
 }
 
-/** Runs the pipeline until the queue holds nothing more or a signal arrives, then drains it. */
-async function runPipeline(
+/** The queue a run takes its events from. */
+export interface RunSource {
+  source: DemoSource;
+  /** The SQLite queue file, for --workers children; null for the Postgres queue. */
+  queueFile: string | null;
+  /** Set when other processes share the queue: true once it holds nothing more. */
+  drained?: () => boolean | Promise<boolean>;
+  /** The Postgres queue table, when batches ack in their own transaction. */
+  exactlyOnceQueue?: string;
+}
+
+/**
+ * Runs the pipeline (and `--workers N` - 1 more processes on the same queue) until the queue holds
+ * nothing more or a signal arrives, then drains it.
+ */
+export async function runPipeline(
   options: DemoOptions,
   target: DatabaseTarget,
-  queueFile: string,
+  run: RunSource,
   remainingAtStart: number,
   attachProgress: (p: Progress | undefined) => void,
   logger: Logger,
@@ -236,7 +270,8 @@ async function runPipeline(
     logger.info('the queue is empty: nothing to process');
     return { wallMs: 0, cpuMs: 0, acked: 0, deadLettered: 0 };
   }
-  const source = queueSource(queueFile, logger);
+  const source = run.source;
+  const workers = startWorkers(options, target, run, logger);
   const stopWarning = warnOnFailedBatches(logger);
   const signals = watchSignals(io.signals, logger);
   const started = performance.now();
@@ -244,7 +279,7 @@ async function runPipeline(
   let pipeline: Pipeline | undefined;
   let bar: Progress | undefined;
   try {
-    pipeline = await Pipeline.start(pipelineOptions(options, target, source, logger));
+    pipeline = await Pipeline.start(pipelineOptions(options, target, source, logger, run.exactlyOnceQueue));
     const p = pipeline;
     logger.debug({ topology: p.topology() }, 'topology');
     logger.info(`pipeline started: ${options.concurrency} processor threads on ${os.availableParallelism()} cores, ${int(remainingAtStart)} events to process`);
@@ -261,15 +296,27 @@ async function runPipeline(
       logger.info(`dashboard at ${dashboard.url}`);
     }
     // The queue's own counters say when every row is gone: acked, or dead-lettered.
+    // With other processes on the queue, only the queue itself knows.
     let poll: NodeJS.Timeout | undefined;
     const drained = new Promise<undefined>((resolve) => {
+      let checking = false;
       poll = setInterval(() => {
-        if (finished() >= remainingAtStart) resolve(undefined);
-      }, 20);
+        if (!run.drained) {
+          if (finished() >= remainingAtStart) resolve(undefined);
+          return;
+        }
+        if (checking) return;
+        checking = true;
+        void Promise.resolve(run.drained()).then((done) => {
+          checking = false;
+          if (done) resolve(undefined);
+        }, () => (checking = false));
+      }, run.drained ? 100 : 20);
     });
     const interruptedBy = await Promise.race([drained, signals.signal]);
     clearInterval(poll);
     const { unacked } = await p.stop();
+    const others = await workers.finish(Boolean(interruptedBy));
     const wallMs = performance.now() - started;
     const { user, system } = process.cpuUsage(cpu);
     bar.stop();
@@ -277,11 +324,18 @@ async function runPipeline(
     if (unacked > 0) logger.warn(`${int(unacked)} events were left unacked; they stay in the queue and a rerun delivers them again`);
     const s = source.stats();
     if (s.retried > 0) logger.warn(`${int(s.retried)} deliveries failed and were retried (see the log above)`);
-    return { wallMs, cpuMs: (user + system) / 1000, acked: s.acked, deadLettered: s.deadLettered, ...(interruptedBy ? { interruptedBy } : {}) };
+    return {
+      wallMs,
+      cpuMs: (user + system) / 1000 + others.cpuMs,
+      acked: s.acked + others.acked,
+      deadLettered: s.deadLettered + others.deadLettered,
+      ...(interruptedBy ? { interruptedBy } : {}),
+    };
   } catch (error) {
     bar?.stop();
     attachProgress(undefined);
     await pipeline?.stop().catch(() => undefined);
+    await workers.finish(true).catch(() => undefined);
     throw error;
   } finally {
     stopWarning();
