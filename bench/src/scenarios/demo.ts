@@ -135,10 +135,21 @@ const demo: Scenario = async ({ quick }) => {
         unit: 'events/s',
         note: `${common}; queue in SQLite, tables in Postgres over the unix socket; ${postgres.cpuPerEvent.toFixed(1)} CPU-µs/event (this process's threads, not the server); consistency check passed every round`,
       });
+      // Queue and tables in one Postgres database: each batch commits its rows and its acks together.
+      const pgQueue = await measure('Postgres, --source postgres', events, rounds, (r) => ['--source', 'postgres', '--database', `${base}schema=${schemaOf(rounds + r)}`]);
+      results.push({
+        scenario: SCENARIO,
+        case: `Postgres source (exactly-once), ${events.toLocaleString('en-US')} events end to end`,
+        value: pgQueue.rate,
+        unit: 'events/s',
+        baseline: { name: 'SQLite', value: sqlite.rate },
+        ratio: pgQueue.rate / sqlite.rate,
+        note: `${common}; --source postgres: queue table and tables in one Postgres schema, each insert_all batch acks its events in its own transaction (ackInTransaction); ${pgQueue.cpuPerEvent.toFixed(1)} CPU-µs/event (this process's threads, not the server); consistency check passed every round`,
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    await dropSchemas(rounds);
+    await dropSchemas(rounds * 2);
   }
   return results;
 };

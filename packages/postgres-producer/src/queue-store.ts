@@ -6,8 +6,8 @@ import { queueNames, type QueueNames } from './names.js';
  * round trips (a long transaction would pin the MVCC horizon and keep vacuum from removing the
  * queue's dead tuples).
  *
- * Claim: Oban's and pg-boss's shape — pick up to N claimable rows with `FOR UPDATE SKIP LOCKED`
- * in a CTE and lease them in the same statement. The lease is `available_at` moved to the end of
+ * Claim: Oban's and pg-boss's idea — pick up to N claimable rows with `FOR UPDATE SKIP LOCKED`
+ * in a subquery and lease them in the same statement. The lease is `available_at` moved to the end of
  * the lease (a visibility timeout: the row comes back by itself if nobody acks it) plus a random
  * `lease` token. Every later write to the row matches `(id, lease)`, so a late ack from a lease
  * that ran out and was claimed again elsewhere changes nothing (it is counted as stale).
@@ -72,13 +72,15 @@ export class QueueStore {
     this.#maxAttempts = options.maxAttempts;
     const n = (this.names = queueNames(table));
     const q = n.q;
-    this.#claimSql = `WITH c AS (
+    // `id = ANY(ARRAY(subquery))`, not a join with the CTE: the planner estimates the join at the
+    // whole table and hashes it with a sequential scan on every claim (82 against 28 ms for 1000
+    // of 30,000 rows, measured with EXPLAIN ANALYZE); an array of ids is an index scan.
+    this.#claimSql = `UPDATE ${q} AS q SET lease = $2, leased_by = $3, deliveries = q.deliveries + 1,
+        available_at = now() + $4 * interval '1 millisecond'
+      WHERE q.id = ANY (ARRAY (
         SELECT id FROM ${q} WHERE available_at <= now() AND done_at IS NULL
         ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
-      )
-      UPDATE ${q} AS q SET lease = $2, leased_by = $3, deliveries = q.deliveries + 1,
-        available_at = now() + $4 * interval '1 millisecond'
-      FROM c WHERE q.id = c.id
+      ))
       RETURNING q.id::float8 AS id, q.payload, ${options.metadata ? 'q.metadata' : 'NULL::jsonb AS metadata'}, q.attempts, q.deliveries`;
     const input = `SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::int[]) AS a(id, lease, kind, error, delay)`;
     const match = `q.id = a.id AND q.lease = a.lease`;
