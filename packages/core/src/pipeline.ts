@@ -36,6 +36,7 @@ const THREAD_DEATH_LOG = {
   task: 'a processor thread died; it is replaced, and the messages of its task are retried one at a time on a separate thread to find the one that killed it',
   isolated: 'a message killed its processor thread on its own; it is failed with ERR_THROUGHWAY_THREAD_DIED and the thread is replaced',
   idle: 'a processor thread died between tasks; it is replaced',
+  batch: 'a batch worker thread died; the batch it was running is failed, the thread is replaced and the batches queued behind it are sent again',
 } as const;
 
 /**
@@ -92,7 +93,7 @@ export class Pipeline {
             batchers: o.batchers,
             resourceLimits: o.processor.resourceLimits,
             onThreadDeath: ({ error, phase, messages }) => {
-              this.#stats.threadDeaths++;
+              if (phase !== 'batch') this.#stats.threadDeaths++;
               this.#logger.error({ err: serializeError(error), messages }, THREAD_DEATH_LOG[phase]);
             },
           });

@@ -76,6 +76,15 @@ describe('threads runtime: a message that kills its thread fails alone', () => {
     expect(deathLines(cap).length).toBe(3);
   });
 
+  test('a call of nothing but poison ends: each message retried alone once, each failed', async () => {
+    const ids = range(1, 5);
+    const { p, rec, cap } = await oneCall(ids, { 1: 'exit', 2: 'exit', 3: 'exit', 4: 'exit', 5: 'exit' });
+    expect(rec.shape()).toEqual([[[], ids]]);
+    for (const id of ids) expect(rec.find(id).status.error.code).toBe('ERR_THROUGHWAY_THREAD_DIED');
+    expect(p.stats().processors.threadDeaths).toBe(6);
+    expect(deathLines(cap).length).toBe(6);
+  });
+
   test('out of memory under resourceLimits: only the poison fails', async () => {
     const ids = range(1, 10);
     const { p, rec } = await oneCall(ids, { 4: 'oom' }, {}, { resourceLimits: { maxOldGenerationSizeMb: 48 } });
@@ -124,6 +133,30 @@ describe('threads runtime: a message that kills its thread fails alone', () => {
       ['b', 'default', [4]],
     ]);
     expect(batches.every((b) => b.allProcessed)).toBe(true);
+  });
+
+  test('a batch worker that dies fails only the batch it was running; the batches queued behind it run on its replacement', async () => {
+    const rec = new AckRecorder();
+    const log = tmpLog();
+    const cap = captureLogger();
+    // one batch per message on one slot; the slow first two let the rest queue up and go to the
+    // thread together, so 3 dies with batches done before it and not started after it
+    const batchers = { default: { concurrency: 1, batchSize: 1, batchTimeout: 60_000 } };
+    const p = await h.start(h.options({ context: { log }, logger: cap.logger, batchers }, { maxDemand: 20, minDemand: 10 }));
+    const datas = [{ id: 0, batchSleepMs: 400 }, { id: 1, batchSleepMs: 400 }, { id: 2 }, { id: 3, batchFail: 'exit' }, { id: 4 }, { id: 5 }];
+    p.push(rec.messages(datas));
+    await rec.waitForCount(6, 40_000);
+    expect(rec.failedIds()).toEqual([3]);
+    expect(rec.find(3).status.error.code).toBe('ERR_THROUGHWAY_THREAD_DIED');
+    expect(rec.successIds().sort()).toEqual([0, 1, 2, 4, 5]);
+    // one log line for the one death; the batch order of the slot is kept
+    expect(cap.lines.filter((l) => l.level >= 50 && /batch worker/.test(l.msg)).length).toBe(1);
+    expect(rec.calls.map((c) => [...c.successful, ...c.failed].map((m: any) => m.data.id)).flat()).toEqual([0, 1, 2, 3, 4, 5]);
+    const batches = readLog(log).filter((l) => l.ev === 'batch').map((l) => l.ids[0]);
+    expect(batches.filter((id: number) => id === 3)).toEqual([3]); // the culprit is not run again
+    expect(p.stats().batchers.default).toMatchObject({ batches: 6, successful: 5, failed: 1 });
+    expect(p.stats().processors.threadDeaths).toBe(0);
+    expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
   });
 
   test('partitionBy: survivors of each partition are handled and acked in order', async () => {

@@ -15,12 +15,14 @@ import type { BatchThreadConfig, BatchWorkerApi, EncodedBatch } from './thread-c
 
 let handlers: PipelineHandlers | undefined;
 let context: unknown;
+let progress: Int32Array | undefined;
 // The coordinator sends batches ahead so that this thread never waits for a round trip; they
 // still run one at a time, in the order sent, so a batch key is never handled concurrently.
 let tail: Promise<unknown> = Promise.resolve();
 
 const api: BatchWorkerApi = {
   async init(config: BatchThreadConfig) {
+    progress = config.progress;
     try {
       ({ handlers, context } = await initHandlers(config.handlers, config.context, { kind: 'batcher', batcher: config.batcher, slot: config.slot }));
     } catch (error) {
@@ -31,7 +33,11 @@ const api: BatchWorkerApi = {
   run(batches: EncodedBatch[]) {
     const result = tail.then(async () => {
       const outputs = [];
-      for (const batch of batches) outputs.push(await runEncoded(batch));
+      for (const batch of batches) {
+        if (progress) Atomics.add(progress, 0, 1);
+        outputs.push(await runEncoded(batch));
+        if (progress) Atomics.add(progress, 1, 1);
+      }
       return outputs;
     });
     tail = result.catch(() => undefined);

@@ -38,6 +38,11 @@ export interface BatchThreadConfig {
   context: unknown;
   batcher: string;
   slot: number;
+  /**
+   * Shared with the coordinator: `[batches started, batches finished]` in this thread. When the
+   * thread dies, it tells which batch was running (the culprit) and which had not started.
+   */
+  progress?: Int32Array;
 }
 
 export interface EncodedBatch {

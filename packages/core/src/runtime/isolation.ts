@@ -23,10 +23,11 @@ export interface ThreadDeath {
    * `task`: a thread died running a task; its messages are retried one at a time.
    * `isolated`: a message retried alone killed its thread; that message fails.
    * `idle`: a thread died holding no task.
+   * `batch`: a batch worker thread died; the batch it was running fails, the others are resent.
    */
-  phase: 'task' | 'isolated' | 'idle';
-  /** Messages the dead thread held (for `task`, those of the task that noticed the death). */
-  messages: number;
+  phase: 'task' | 'isolated' | 'idle' | 'batch';
+  /** Messages the dead processor thread held (for `task`, those of the task that noticed it). */
+  messages?: number;
 }
 
 /** One message's call, run alone: its output, or the death it caused. */

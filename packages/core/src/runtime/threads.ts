@@ -1,6 +1,6 @@
 import { BroadcastChannel, type ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { ThroughwayError } from '@throughway/workers';
+import { ThroughwayError, serializeError } from '@throughway/workers';
 import type { HandlerShape } from '@throughway/workers';
 import {
   processorTaskUrl,
@@ -14,11 +14,20 @@ import {
   type ProcessorTaskResult,
   type ProcessorThreadConfig,
 } from '@throughway/workers/internal';
-import { BatchThread } from './batch-thread.js';
+import { BatchThread, BatchThreadDeath } from './batch-thread.js';
 import { PoisonIsolation, isThreadDeath, type ThreadDeath } from './isolation.js';
 import type { BatchJob, PipelineRuntime, TaskResult } from './runtime.js';
 
 let nextChannel = 0;
+
+const MAX_BATCH_RESENDS = 3;
+
+function encodeBatch(batcher: string, job: BatchJob): EncodedBatch {
+  const { buffer, offsets } = concatSlices(job.refs as Slice[]);
+  const flush: number[] = [];
+  for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
+  return { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
+}
 
 /**
  * Processors in a Piscina pool (one thread per processor), batchers in long-lived comlink
@@ -83,7 +92,8 @@ export class ThreadsRuntime implements PipelineRuntime {
     for (const b of options.batchers) {
       const threads: BatchThread[] = [];
       for (let slot = 0; slot < b.concurrency; slot++) {
-        threads.push(new BatchThread({ pipeline: options.pipeline, handlers: options.handlers, context: options.context, batcher: b.name, slot }, options.resourceLimits));
+        const config = { pipeline: options.pipeline, handlers: options.handlers, context: options.context, batcher: b.name, slot };
+        threads.push(new BatchThread(config, options.resourceLimits, (error) => options.onThreadDeath({ error, phase: 'batch' })));
       }
       this.#batchThreads.set(b.name, threads);
     }
@@ -131,14 +141,29 @@ export class ThreadsRuntime implements PipelineRuntime {
   }
 
   runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchOutput[]> {
-    const thread = this.#batchThreads.get(batcher)![slot]!;
-    const batches: EncodedBatch[] = jobs.map((job) => {
-      const { buffer, offsets } = concatSlices(job.refs as Slice[]);
-      const flush: number[] = [];
-      for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
-      return { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
-    });
-    return thread.run(batches);
+    return this.#runBatchesOn(this.#batchThreads.get(batcher)![slot]!, batcher, jobs, 0);
+  }
+
+  /**
+   * A batch worker that dies fails only the batch it was running. The other batches of the
+   * runs it held (not started yet, or done with their answer lost) are sent again to its
+   * replacement, in order, one batch per call from then on so that a later death loses no
+   * answer; a batch resent MAX_BATCH_RESENDS times fails anyway, so deaths with no culprit
+   * (a timer that kills every new thread) cannot loop forever.
+   */
+  async #runBatchesOn(thread: BatchThread, batcher: string, jobs: BatchJob[], resends: number): Promise<BatchOutput[]> {
+    try {
+      return await thread.run(jobs.map((job) => encodeBatch(batcher, job)));
+    } catch (error) {
+      if (!(error instanceof BatchThreadDeath)) throw error;
+      const died = { kind: 'error' as const, error: serializeError(error) };
+      return Promise.all(
+        jobs.map(async (job, j) => {
+          if (j === error.culprit || resends >= MAX_BATCH_RESENDS) return { statuses: job.refs.map(() => died), busyMs: 0 };
+          return (await this.#runBatchesOn(thread, batcher, [job], resends + 1))[0]!;
+        }),
+      );
+    }
   }
 
   async stop(graceful: boolean): Promise<void> {
