@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Packs every publishable package under packages/ and uses the tarballs the way a user would, in
 // scratch projects outside the workspace, with plain `npm install`:
-//   1. each tarball holds dist (JS and types), README.md, LICENSE and package.json only, and no
+//   1. each tarball holds dist (JS, types and their maps), README.md, LICENSE and package.json only, and no
 //      `workspace:` range is left in it;
 //   2. "sqlite": every tarball + better-sqlite3 + tsx + typescript; a .js handler module and main
 //      file as the README shows, and a .ts pair run with tsx, each running a pipeline whose batcher
@@ -87,7 +87,7 @@ for (const p of packages) {
     const files = sh('tar', ['-tzf', tarballOf.get(name)]).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
     // A package that lists `assets` in its files ships static files beside dist (the dashboard's page).
     const assets = (p.manifest.files ?? []).includes('assets');
-    const allowed = (f) => f === 'package.json' || f === 'README.md' || f === 'LICENSE' || /^dist\/.+\.(js|d\.ts|js\.map)$/.test(f) || (assets && /^assets\/[\w.-]+\.(html|js|css)$/.test(f));
+    const allowed = (f) => f === 'package.json' || f === 'README.md' || f === 'LICENSE' || /^dist\/.+\.(js|d\.ts)(\.map)?$/.test(f) || (assets && /^assets\/[\w.-]+\.(html|js|css)$/.test(f));
     const stray = files.filter((f) => !allowed(f));
     assert(stray.length === 0, `unexpected files: ${stray.slice(0, 10).join(', ')}`);
     for (const needed of ['README.md', 'LICENSE', 'package.json']) assert(files.includes(needed), `${needed} is missing`);
