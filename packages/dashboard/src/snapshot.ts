@@ -61,9 +61,13 @@ export class Snapshots {
     this.#watch = new PipelineWatch(pipeline);
   }
 
-  /** The snapshot of the last tick (taking one if there was none yet). */
+  /**
+   * The snapshot of the last tick (taking one if there was none yet), with the state and the rate
+   * limit as they are now: a page that just changed the limit reads its change back at once.
+   */
   get latest(): Snapshot {
-    return this.#latest ?? this.tick();
+    if (!this.#latest) return this.tick();
+    return { ...this.#latest, state: this.#pipeline.state, rateLimiting: this.#pipeline.stats().rateLimiting };
   }
 
   /** Takes a new snapshot and adds a point to the history. */
