@@ -102,25 +102,23 @@ export function tmpSink(): string {
   return join(dir, 'sink.db');
 }
 
-/** Rows of the sink the fixture handler writes: one per message handled. */
-export function sinkRows(sink: string): { id: number; pid: number; delivery: number }[] {
+// Reads the sink with a connection of the test's own; an absent table reads as `empty`.
+function readSink<T>(sink: string, empty: T, read: (db: Database.Database) => T): T {
   const db = new Database(sink, { timeout: 10000 });
   try {
-    const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'processed'`).get();
-    return exists ? (db.prepare('SELECT id, pid, delivery FROM processed').all() as { id: number; pid: number; delivery: number }[]) : [];
+    return db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'processed'`).get() ? read(db) : empty;
   } finally {
     db.close();
   }
 }
 
+/** Rows of the sink the fixture handler writes: one per message handled. */
+export function sinkRows(sink: string): { id: number; pid: number; delivery: number }[] {
+  return readSink(sink, [], (db) => db.prepare('SELECT id, pid, delivery FROM processed').all() as { id: number; pid: number; delivery: number }[]);
+}
+
 export function sinkDistinct(sink: string): number {
-  const db = new Database(sink, { timeout: 10000 });
-  try {
-    const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'processed'`).get();
-    return exists ? (db.prepare('SELECT count(DISTINCT id) FROM processed').pluck().get() as number) : 0;
-  } finally {
-    db.close();
-  }
+  return readSink(sink, 0, (db) => db.prepare('SELECT count(DISTINCT id) FROM processed').pluck().get() as number);
 }
 
 /** Times each id occurs in the sink. */
