@@ -54,7 +54,7 @@ export interface NatsJetStreamOptions {
   /** Reconnect delay. Default `{ minMs: 250, maxMs: 5000, type: 'exponential' }`, with up to 20% jitter. */
   backoff?: BackoffOptions;
   /** `message.data`: the bytes as delivered (`'bytes'`, a Uint8Array of its own) or decoded as UTF-8 (`'string'`). Default `'bytes'`. */
-  payload?: 'bytes' | 'string';
+  body?: 'bytes' | 'string';
   /** Delivery details in `message.metadata`: `true` (stream, subject, sequence, deliveryCount), `false`, or a list of keys. */
   metadata?: boolean | readonly MetadataKey[];
   /** Send `working()` for a message held longer than this fraction of the consumer's `ack_wait`. Default 0.5 (0.1–0.9). */
@@ -82,7 +82,7 @@ export interface ResolvedOptions {
   maxDeliver: number | undefined;
   deadLetter: { subject: string } | undefined;
   backoff: BackoffFunction;
-  payload: 'bytes' | 'string';
+  body: 'bytes' | 'string';
   metadata: readonly MetadataKey[];
   renewAt: number;
   name: string;
@@ -90,7 +90,7 @@ export interface ResolvedOptions {
   onError: (error: unknown) => void;
 }
 
-const KEYS = ['servers', 'stream', 'consumer', 'declare', 'prefetch', 'maxPull', 'expiresMs', 'onFailure', 'retryBackoff', 'maxDeliver', 'deadLetter', 'backoff', 'payload', 'metadata', 'renewAt', 'name', 'user', 'pass', 'token', 'onError'];
+const KEYS = ['servers', 'stream', 'consumer', 'declare', 'prefetch', 'maxPull', 'expiresMs', 'onFailure', 'retryBackoff', 'maxDeliver', 'deadLetter', 'backoff', 'body', 'metadata', 'renewAt', 'name', 'user', 'pass', 'token', 'onError'];
 // JetStream names may not hold whitespace, '.', '*', '>', path separators or control characters.
 const NAME = /^[^\s.*>/\\\x00-\x1f]{1,255}$/;
 const SUBJECT = /^[^\s*>]+(\.[^\s*>]+)*$/;
@@ -206,7 +206,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     maxDeliver: o.maxDeliver === undefined ? undefined : intRange('natsJetStream.maxDeliver', o.maxDeliver, 5, 1, 1_000_000),
     deadLetter,
     backoff: backoffFunction(o.backoff as BackoffOptions | undefined, 'natsJetStream.backoff', { minMs: 250, maxMs: 5000 }),
-    payload: oneOf('natsJetStream.payload', o.payload, ['bytes', 'string'] as const, 'bytes'),
+    body: oneOf('natsJetStream.body', o.body, ['bytes', 'string'] as const, 'bytes'),
     metadata: metadataFrom(o.metadata),
     renewAt,
     name: optionalString('natsJetStream.name', o.name) ?? `throughway:${stream}:${consumer}`,

@@ -210,7 +210,7 @@ export class NatsJetStreamProducer implements Producer<ThroughwayMessage> {
   #message(msg: Msg, info: DeliveryInfo, seq: number): ThroughwayMessage {
     // A copy: the client's `data` is a view of the socket's read buffer (a Node Buffer, whose
     // `slice` is a view too), and a view would carry that whole buffer across a thread hop.
-    const data = this.options.payload === 'bytes' ? new Uint8Array(msg.data) : decoder.decode(msg.data);
+    const data = this.options.body === 'bytes' ? new Uint8Array(msg.data) : decoder.decode(msg.data);
     const keys = this.options.metadata;
     let metadata: Record<string, unknown> | undefined;
     if (keys.length > 0) {

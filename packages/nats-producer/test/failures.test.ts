@@ -111,17 +111,17 @@ describe('failed messages', () => {
     expect(await consumerState(stream)).toMatchObject({ pending: 0, ackPending: 0, delivered: 1 });
   });
 
-  test('metadata: headers on request, redelivered, timestamp; payload as a string', async () => {
+  test('metadata: headers on request, redelivered, timestamp; body as a string', async () => {
     stream = await testStream();
     await publishIds(stream, 1, 1, () => ({}), true);
-    await run({ payload: 'string', metadata: ['stream', 'consumer', 'subject', 'sequence', 'deliveryCount', 'redelivered', 'timestamp', 'headers'] }, () => source_acked(1));
+    await run({ body: 'string', metadata: ['stream', 'consumer', 'subject', 'sequence', 'deliveryCount', 'redelivered', 'timestamp', 'headers'] }, () => source_acked(1));
     const [call] = calls(1);
     expect(call!.data).toBe('{"n":1}');
     expect(call!.metadata).toMatchObject({ stream: stream.name, consumer: stream.consumer, subject: stream.subject, sequence: 1, deliveryCount: 1, redelivered: false, headers: { 'Msg-Id-Test': ['1'] } });
     expect(Date.parse(call!.metadata!.timestamp as string)).toBeGreaterThan(Date.now() - 60_000);
   });
 
-  test('payload as bytes: a Uint8Array of its own, not a view of the socket buffer', async () => {
+  test('body as bytes: a Uint8Array of its own, not a view of the socket buffer', async () => {
     stream = await testStream();
     await publishIds(stream, 1, 3);
     await run({}, () => source_acked(3));

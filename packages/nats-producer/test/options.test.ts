@@ -28,7 +28,7 @@ describe('natsJetStream options', () => {
     [{ ...base, backoff: { minMs: -1 } }, 'natsJetStream.backoff.minMs'],
     [{ ...base, deadLetter: { subject: 'dead.*' } }, 'natsJetStream.deadLetter.subject'],
     [{ ...base, deadLetter: { subject: 'dead', stream: 'x' } }, 'natsJetStream.deadLetter.stream'],
-    [{ ...base, payload: 'json' }, "natsJetStream.payload` to be 'bytes' or 'string'"],
+    [{ ...base, body: 'json' }, "natsJetStream.body` to be 'bytes' or 'string'"],
     [{ ...base, metadata: ['stream', 'nope'] }, 'natsJetStream.metadata[1]'],
     [{ ...base, renewAt: 1 }, 'natsJetStream.renewAt` to be a number from 0.1 to 0.9'],
     [{ ...base, servers: [] }, 'natsJetStream.servers'],
@@ -43,7 +43,7 @@ describe('natsJetStream options', () => {
 
   test('defaults', () => {
     const o = natsJetStream(base).options;
-    expect(o).toMatchObject({ servers: ['127.0.0.1:4222'], prefetch: 'auto', maxPull: 1000, expiresMs: 30_000, onFailure: 'retry', maxDeliver: undefined, payload: 'bytes', metadata: ['stream', 'subject', 'sequence', 'deliveryCount'], renewAt: 0.5, name: 'throughway:ORDERS:workers' });
+    expect(o).toMatchObject({ servers: ['127.0.0.1:4222'], prefetch: 'auto', maxPull: 1000, expiresMs: 30_000, onFailure: 'retry', maxDeliver: undefined, body: 'bytes', metadata: ['stream', 'subject', 'sequence', 'deliveryCount'], renewAt: 0.5, name: 'throughway:ORDERS:workers' });
     expect([1, 2, 3, 10].map(o.retryBackoff)).toEqual([1000, 2000, 4000, 60_000]);
     expect([1, 2, 6].map(o.backoff)).toEqual([250, 500, 5000]);
   });
