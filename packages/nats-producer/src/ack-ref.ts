@@ -76,6 +76,7 @@ export class NatsAckRef {
   #renewTimer: NodeJS.Timeout;
   #publishes = new Set<Promise<void>>();
   #closed = false;
+  #failing = new Set<string>();
 
   constructor(nc: NatsConnection, js: JetStreamClient, stats: NatsStats, options: AckRefOptions) {
     this.#nc = nc;
@@ -179,10 +180,11 @@ export class NatsAckRef {
     if (this.#closed) return false;
     try {
       this.#nc.publish(reply, body);
+      this.#failing.delete('publish');
       return true;
     } catch (error) {
       // Only a closed connection refuses a publish; the message is redelivered after ack_wait.
-      this.#failed(error);
+      this.#failed(error, 'publish');
       return false;
     }
   }
@@ -201,19 +203,23 @@ export class NatsAckRef {
     const data = m.data instanceof Uint8Array || typeof m.data === 'string' ? m.data : new Uint8Array(0);
     const publish = this.#js.publish(this.#o.deadLetter!.subject, data, { headers: h }).then(
       () => {
+        this.#failing.delete('dead-letter');
         if (this.#send(entry.reply, TERM)) {
           this.stats.terminated++;
           this.stats.deadLettered++;
         }
       },
-      (error) => this.#failed(new ThroughwayError('ERR_THROUGHWAY_NATS_DEAD_LETTER', `could not publish stream sequence ${entry.streamSequence} to the dead-letter subject ${this.#o.deadLetter!.subject} (${(error as Error)?.message ?? error}); it is left unacked`, { cause: error })),
+      (error) => this.#failed(new ThroughwayError('ERR_THROUGHWAY_NATS_DEAD_LETTER', `could not publish stream sequence ${entry.streamSequence} to the dead-letter subject ${this.#o.deadLetter!.subject} (${(error as Error)?.message ?? error}); it is left unacked`, { cause: error }), 'dead-letter'),
     );
     this.#publishes.add(publish);
     return publish.finally(() => this.#publishes.delete(publish));
   }
 
-  #failed(error: unknown): void {
+  // Counted every time, reported once per kind until it works again (not once per message).
+  #failed(error: unknown, kind: 'publish' | 'dead-letter'): void {
     this.stats.errors++;
+    if (this.#failing.has(kind)) return;
+    this.#failing.add(kind);
     this.#o.onError(error);
   }
 }
@@ -227,6 +233,7 @@ export interface AckRefOptions {
   onFailure: 'retry' | 'term';
   retryBackoff: BackoffFunction;
   deadLetter: { subject: string } | undefined;
+  /** Told of a failure (already counted in `stats.errors`). */
   onError: (error: unknown) => void;
 }
 

@@ -98,7 +98,7 @@ export class NatsJetStreamProducer implements Producer<ThroughwayMessage> {
       onFailure: o.onFailure,
       retryBackoff: o.retryBackoff,
       deadLetter: o.deadLetter,
-      onError: (error) => this.#report(error),
+      onError: (error) => this.#notify(error),
     });
     this.#puller = new Puller({
       nc: connection.nc,
@@ -271,13 +271,18 @@ export class NatsJetStreamProducer implements Producer<ThroughwayMessage> {
     })();
   }
 
-  // Every failure nobody asked for reaches onError once per kind until the producer recovers.
+  // Every failure nobody asked for is counted, and reaches onError once per kind until the
+  // producer recovers.
   #report(error: unknown, kind?: string): void {
     this.#stats.errors++;
     if (kind !== undefined) {
       if (this.#reported.has(kind)) return;
       this.#reported.add(kind);
     }
+    this.#notify(error);
+  }
+
+  #notify(error: unknown): void {
     try {
       this.options.onError(error);
     } catch {

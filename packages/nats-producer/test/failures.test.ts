@@ -84,6 +84,16 @@ describe('failed messages', () => {
     stored!.ack();
   });
 
+  test('a dead-letter publish that fails leaves the message unacked (it comes back), counted each time, reported once', async () => {
+    stream = await testStream({ max_deliver: 2, ack_wait: 1_000_000_000 });
+    await publishIds(stream, 1, 4, (id) => (id === 2 || id === 3 ? { fail: 'term' } : {}));
+    const reported: { code?: string }[] = [];
+    // No stream captures this subject: the JetStream publish is refused.
+    const source = await run({ deadLetter: { subject: `${stream.name}_nowhere.dead` }, onError: (e) => reported.push(e as { code?: string }) }, () => calls(2).length === 2 && calls(3).length === 2 && (current?.stats().errors ?? 0) >= 4);
+    expect(source.stats()).toMatchObject({ acked: 2, terminated: 0, deadLettered: 0, errors: 4 });
+    expect(reported.map((e) => e.code)).toEqual(['ERR_THROUGHWAY_NATS_DEAD_LETTER']);
+  });
+
   test('with an unlimited consumer, the producer\'s maxDeliver bounds the loop', async () => {
     stream = await testStream({ max_deliver: -1 });
     await publishIds(stream, 1, 4, (id) => (id === 2 ? { fail: 'always' } : {}));
