@@ -47,7 +47,7 @@ export function log(scenario: string, text: string): void {
   console.log(`  [${scenario}] ${text}`);
 }
 
-type CreateMessage = (data: string, options: { acknowledger: { module: CountingAck; ref: unknown } }) => unknown;
+type CreateMessage = (data: unknown, options: { acknowledger: { module: CountingAck; ref: unknown } }) => unknown;
 
 /**
  * Acknowledger that counts what it is given and resolves waiters once a total is reached.
@@ -113,7 +113,7 @@ export class GatedProducer {
   private controller: Controller | undefined;
 
   constructor(
-    private readonly payloads: string[],
+    private readonly payloads: readonly unknown[],
     private readonly createMessage: CreateMessage,
     private readonly ack: CountingAck,
     private readonly ref: unknown = 'bench',
@@ -126,7 +126,7 @@ export class GatedProducer {
   private make(n: number): unknown[] {
     const out = new Array<unknown>(n);
     const p = this.payloads;
-    for (let i = 0; i < n; i++) out[i] = this.createMessage(p[this.next++ % p.length]!, { acknowledger: { module: this.ack, ref: this.ref } });
+    for (let i = 0; i < n; i++) out[i] = this.createMessage(p[this.next++ % p.length], { acknowledger: { module: this.ack, ref: this.ref } });
     return out;
   }
 

@@ -29,7 +29,7 @@ export interface ThroughputOutcome {
  */
 export async function pipelineThroughput(
   label: string,
-  payloads: string[],
+  payloads: readonly unknown[],
   options: Omit<PipelineOptions, 'producer'> & { producer?: Omit<PipelineOptions['producer'], 'module'> },
   plan: ThroughputPlan,
 ): Promise<ThroughputOutcome> {
