@@ -12,6 +12,8 @@ export interface AckTicket {
 /** Acks taken out of the window to be written in one transaction. */
 export interface AckWrite {
   ok: number[];
+  /** The lease each `ok` row was delivered under (0 if unknown). */
+  leases: number[];
   failures: Failure[];
   /** The tickets of these rows, each already counted down by its rows here. */
   tickets: Set<AckTicket>;
@@ -41,6 +43,8 @@ export class AckWindow {
   /** Sequence number of position 0 of the arrays. */
   #base = 0;
   #ids: number[] = [];
+  /** The lease each delivery was made under. */
+  #leases: number[] = [];
   /** null: delivered, not acked; a ticket: acked, waiting; WRITTEN: taken for writing. */
   #state: (AckTicket | null | typeof WRITTEN)[] = [];
   /** Failures by sequence number (rare: a Map, not a third array). */
@@ -52,7 +56,7 @@ export class AckWindow {
   /** Tickets in arrival order, for the age of the oldest waiting ack. */
   #tickets: AckTicket[] = [];
   #ticketHead = 0;
-  #loose: { id: number; failure: Failure | undefined; ticket: AckTicket }[] = [];
+  #loose: { id: number; lease: number; failure: Failure | undefined; ticket: AckTicket }[] = [];
 
   /** Acks waiting to be written. */
   get waiting(): number {
@@ -75,9 +79,10 @@ export class AckWindow {
     return this.#ticketHead < this.#tickets.length ? this.#tickets[this.#ticketHead]!.at : Infinity;
   }
 
-  /** Records the delivery of row `id`; returns its sequence number, for `acked`. */
-  delivered(id: number): number {
+  /** Records the delivery of row `id` under `lease`; returns its sequence number, for `acked`. */
+  delivered(id: number, lease: number): number {
     this.#ids.push(id);
+    this.#leases.push(lease);
     this.#state.push(null);
     return this.#base + this.#ids.length - 1;
   }
@@ -89,8 +94,8 @@ export class AckWindow {
     return ticket;
   }
 
-  /** Records the ack of one row (a failure, or `undefined` for success). */
-  acked(id: number, seq: number | undefined, failure: Failure | undefined, ticket: AckTicket): void {
+  /** Records the ack of one row delivered under `lease` (a failure, or `undefined` for success). */
+  acked(id: number, seq: number | undefined, lease: number, failure: Failure | undefined, ticket: AckTicket): void {
     ticket.remaining++;
     const pos = seq === undefined ? -1 : seq - this.#base;
     if (pos >= this.#head && pos < this.#ids.length && this.#ids[pos] === id && this.#state[pos] === null) {
@@ -98,7 +103,7 @@ export class AckWindow {
       if (failure !== undefined) this.#failures.set(seq!, failure);
       this.#waiting++;
     } else {
-      this.#loose.push({ id, failure, ticket });
+      this.#loose.push({ id, lease, failure, ticket });
     }
   }
 
@@ -113,7 +118,7 @@ export class AckWindow {
   /** Takes the resolved prefix (and any loose acks). */
   takeReady(): AckWrite {
     this.advance();
-    const out: AckWrite = { ok: [], failures: [], tickets: new Set() };
+    const out: AckWrite = { ok: [], leases: [], failures: [], tickets: new Set() };
     for (let pos = this.#head; pos < this.#scan; pos++) this.#take(out, pos);
     this.#head = this.#scan;
     this.#takeLoose(out);
@@ -158,11 +163,11 @@ export class AckWindow {
     const seq = this.#base + pos;
     const failure = this.#failures.size > 0 ? this.#failures.get(seq) : undefined;
     if (failure !== undefined) this.#failures.delete(seq);
-    put(out, this.#ids[pos]!, failure, ticket);
+    put(out, this.#ids[pos]!, this.#leases[pos]!, failure, ticket);
   }
 
   #takeLoose(out: AckWrite): void {
-    for (const { id, failure, ticket } of this.#loose) put(out, id, failure, ticket);
+    for (const { id, lease, failure, ticket } of this.#loose) put(out, id, lease, failure, ticket);
     this.#loose = [];
   }
 
@@ -171,6 +176,7 @@ export class AckWindow {
     const head = this.#head;
     if (head > 4096 && head * 2 > this.#ids.length) {
       this.#ids = this.#ids.slice(head);
+      this.#leases = this.#leases.slice(head);
       this.#state = this.#state.slice(head);
       this.#base += head;
       this.#scan -= head;
@@ -180,9 +186,11 @@ export class AckWindow {
 }
 
 /** Adds one row's ack to a write and counts it off its ticket. */
-function put(out: AckWrite, id: number, failure: Failure | undefined, ticket: AckTicket): void {
-  if (failure === undefined) out.ok.push(id);
-  else out.failures.push(failure);
+function put(out: AckWrite, id: number, lease: number, failure: Failure | undefined, ticket: AckTicket): void {
+  if (failure === undefined) {
+    out.ok.push(id);
+    out.leases.push(lease);
+  } else out.failures.push(failure);
   ticket.remaining--;
   out.tickets.add(ticket);
 }

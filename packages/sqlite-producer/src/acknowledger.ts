@@ -33,8 +33,12 @@ export interface QueueStats {
 /** What a queue message carries for its acknowledger (`message.acknowledger.data`). */
 export interface QueueAckData {
   id: number;
-  /** The delivery this message is (1 on the first). */
+  /** The attempt this delivery is: failures so far + 1 (1 on the first). */
   attempts: number;
+  /** Earlier deliveries that ended with no ack (a crash, an expired lease). */
+  deliveries?: number;
+  /** The lease this delivery was made under. */
+  lease?: number;
   /** Set to false by `Message.configureAck(m, { retry: false })`. */
   retry?: boolean;
   /** The producer's delivery sequence number: where the ack waits to be written. */
@@ -76,9 +80,9 @@ export class QueueAckRef {
     return this.#closed;
   }
 
-  /** The producer hands out the row `id` as a message: returns its `seq` for the ack data. */
-  delivered(id: number): number {
-    return this.#window.delivered(id);
+  /** The producer hands out the row `id` (leased under `lease`) as a message: returns its `seq` for the ack data. */
+  delivered(id: number, lease: number): number {
+    return this.#window.delivered(id, lease);
   }
 
   /** Queues acks; the returned promise settles once they are in the database. */
@@ -95,12 +99,14 @@ export class QueueAckRef {
     const ticket = window.ticket(now, settle);
     for (const m of successful) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
-      if (data && typeof data.id === 'number') window.acked(data.id, data.seq, undefined, ticket);
+      if (data && typeof data.id === 'number') window.acked(data.id, data.seq, data.lease ?? 0, undefined, ticket);
     }
     for (const m of failed) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
       if (!data || typeof data.id !== 'number') continue;
-      window.acked(data.id, data.seq, { id: data.id, attempts: data.attempts, error: errorText(m.status), retry: data.retry !== false, retryAt: now + this.backoff(data.attempts) }, ticket);
+      const lease = data.lease ?? 0;
+      const failure = { id: data.id, attempts: data.attempts, deliveries: data.deliveries ?? 0, lease, error: errorText(m.status), retry: data.retry !== false, retryAt: now + this.backoff(data.attempts) };
+      window.acked(data.id, data.seq, lease, failure, ticket);
     }
     if (ticket.remaining === 0) return Promise.resolve();
     window.advance();
@@ -142,12 +148,12 @@ export class QueueAckRef {
   }
 
   #write(write: AckWrite): void | Promise<void> {
-    const { ok, failures, tickets } = write;
+    const { ok, leases, failures, tickets } = write;
     if (ok.length === 0 && failures.length === 0) return;
     if (this.#closed) return;
     let result: AckCounts | Promise<AckCounts>;
     try {
-      result = this.store.ack(ok, failures);
+      result = this.store.ack(ok, leases, failures);
     } catch (error) {
       // The rows stay leased: they are delivered again when the lease expires (at-least-once).
       this.stats.errors++;

@@ -7,7 +7,10 @@ export interface DeadLetter {
   id: number;
   payload: string | Buffer;
   metadata: string | null;
+  /** Deliveries that ended in a failure. */
   attempts: number;
+  /** Deliveries that ended with no ack (the process died or the lease ran out). */
+  deliveries: number;
   last_error: string | null;
   created_at: number;
   failed_at: number;
@@ -40,7 +43,7 @@ export function countPending(db: SqliteDatabase | string, options: { table?: str
 }
 
 /** SQL true when lease `l` holds queue row `q` at `@now` (the rule of queue-store.ts). */
-const LEASE_HOLDS_ROW = 'q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND l.lease_until >= @now';
+const LEASE_HOLDS_ROW = 'q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND q.available_at <= l.created_at AND l.lease_until >= @now';
 
 /** SQL true for a row of `q` held by a live lease of `<table>_leases` at `@now`. */
 function heldSql(leases: string): string {
@@ -108,7 +111,7 @@ export function leasedRows(db: SqliteDatabase | string, options: { table?: strin
 /**
  * Ends at once the leases of holders whose `leased_by` starts with `holderPrefix` (say,
  * `host:pid:` of a process known to be dead), instead of when they run out: the next claim
- * counts their rows' delivery as ended (`attempts + 1`) and hands them out again. Returns the
+ * counts their rows' delivery as ended without an ack (`deliveries + 1`) and hands them out again. Returns the
  * number of rows those leases held. Never for a live holder: it would process them twice.
  *
  * @example
@@ -131,7 +134,8 @@ export function releaseLeases(db: SqliteDatabase | string, options: { table?: st
 
 /**
  * The rows of `<table>_dead`, in id order: what failed past `maxAttempts`, was failed with
- * `configureAck(m, { retry: false })`, or kept killing its consumer.
+ * `configureAck(m, { retry: false })`, or reached `maxDeliveries` deliveries without an ack (it
+ * kept killing its consumer; `last_error` says so).
  *
  * @example
  * for (const row of deadLetters(db)) console.log(row.id, row.attempts, row.last_error)

@@ -20,9 +20,18 @@ export const CHECKPOINT_TABLE = 'throughway_checkpoints';
 /** Where cursor mode records the rows whose messages failed. */
 export const CURSOR_FAILURES_TABLE = 'throughway_cursor_failures';
 
-const QUEUE_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'available_at', 'released_lease', 'leased_by', 'last_error', 'created_at', 'done_at'];
+const QUEUE_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'deliveries', 'available_at', 'released_lease', 'leased_by', 'last_error', 'created_at', 'done_at'];
 const LEASE_COLUMNS = ['id', 'first_id', 'last_id', 'leased_by', 'lease_until', 'created_at'];
-const DEAD_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'last_error', 'created_at', 'failed_at'];
+const DEAD_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'deliveries', 'last_error', 'created_at', 'failed_at'];
+/**
+ * Columns added after the first release: `migrate` adds them to a table made before (an
+ * `ALTER TABLE ... ADD COLUMN` with a constant default is a change of the schema only, no row is
+ * rewritten). Rows of such a table keep their `attempts`, which then counted crashes too.
+ */
+const ADDED_COLUMNS: Record<'queue' | 'dead', [string, string][]> = {
+  queue: [['deliveries', 'INTEGER NOT NULL DEFAULT 0']],
+  dead: [['deliveries', 'INTEGER NOT NULL DEFAULT 0']],
+};
 
 /**
  * Creates the queue table, its dead-letter table `<table>_dead`, its lease table `<table>_leases` and the checkpoint table
@@ -35,10 +44,14 @@ const DEAD_COLUMNS = ['id', 'payload', 'metadata', 'attempts', 'last_error', 'cr
  *   highest id they saw;
  * - `payload BLOB`: the column has no type affinity, so a TEXT payload stays TEXT and a Buffer stays
  *   a BLOB; it is handed to `message.data` as stored, never parsed;
- * - `metadata` (JSON text or NULL), `attempts` (deliveries that ended without success: failures
- *   and expired leases), `available_at` (ms since the epoch), `released_lease` (the newest lease
- *   that no longer holds it), `last_error`, `created_at`, `done_at` and `leased_by` (with
- *   `onSuccess: 'mark_done'`, who acked it).
+ * - `metadata` (JSON text or NULL), `attempts` (deliveries that ended in a failure),
+ *   `deliveries` (deliveries that ended with no ack: the process died or the lease ran out),
+ *   `available_at` (ms since the epoch), `released_lease` (the newest lease that no longer holds
+ *   it), `last_error`, `created_at`, `done_at` and `leased_by` (with `onSuccess: 'mark_done'`,
+ *   who acked it).
+ *
+ * A queue table made by an earlier version, without `deliveries`, gets the column added (to it
+ * and its dead-letter table); any other difference is refused with ERR_THROUGHWAY_SQLITE_SCHEMA.
  *
  * No secondary index: claims scan the primary key in id order from where the last claim
  * stopped, which measured faster than maintaining an index on every claim and ack.
@@ -73,6 +86,7 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
         payload BLOB NOT NULL,
         metadata TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,
+        deliveries INTEGER NOT NULL DEFAULT 0,
         available_at INTEGER NOT NULL DEFAULT 0,
         released_lease INTEGER NOT NULL DEFAULT 0,
         leased_by TEXT,
@@ -85,6 +99,7 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
         payload BLOB NOT NULL,
         metadata TEXT,
         attempts INTEGER NOT NULL,
+        deliveries INTEGER NOT NULL DEFAULT 0,
         last_error TEXT,
         created_at INTEGER NOT NULL,
         failed_at INTEGER NOT NULL
@@ -99,6 +114,8 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
       )`);
       if (options.markDone) conn.exec(`CREATE INDEX IF NOT EXISTS ${pending} ON ${q} (id) WHERE done_at IS NULL`);
       createCheckpointTable(conn);
+      addColumns(conn, table, q, ADDED_COLUMNS.queue);
+      addColumns(conn, `${table}_dead`, dead, ADDED_COLUMNS.dead);
       checkColumns(conn, table, QUEUE_COLUMNS);
       checkColumns(conn, `${table}_dead`, DEAD_COLUMNS);
       checkColumns(conn, `${table}_leases`, LEASE_COLUMNS);
@@ -131,6 +148,16 @@ export function createCursorFailuresTable(db: SqliteDatabase): void {
 export function columnsOf(db: SqliteDatabase, table: string): string[] {
   quoteIdentifier(table, 'table');
   return (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[]);
+}
+
+// Adds the columns of a later version to a table that has every other column of ours (a table
+// that is not ours is left as it is, for checkColumns to refuse).
+function addColumns(db: SqliteDatabase, table: string, quoted: string, added: [string, string][]): void {
+  const have = new Set(columnsOf(db, table));
+  if (have.size === 0) return;
+  for (const [column, type] of added) {
+    if (!have.has(column) && have.has('attempts') && have.has('payload')) db.exec(`ALTER TABLE ${quoted} ADD COLUMN ${column} ${type}`);
+  }
 }
 
 // CREATE TABLE IF NOT EXISTS keeps a table of the same name that someone else made: say so now

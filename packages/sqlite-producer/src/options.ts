@@ -28,8 +28,18 @@ export interface SqliteQueueOptions {
   leaseMs?: number;
   /** How often to look for rows while demand is unmet. Default 100 ms. */
   pollInterval?: number;
-  /** Deliveries before a failing row is moved to the dead-letter table. Default 5. */
+  /**
+   * Attempts that end in a failure before the row is moved to the dead-letter table. A delivery
+   * cut short by a crash or an expired lease does not count here (see `maxDeliveries`). Default 5.
+   */
   maxAttempts?: number;
+  /**
+   * Deliveries that end with no ack at all (the process died, or the lease ran out) before the
+   * row is moved to the dead-letter table, with a reason saying so: a row that kills every
+   * process that touches it still ends. Killing the consumer fewer times than this never
+   * dead-letters a row. Default 50.
+   */
+  maxDeliveries?: number;
   /** Delay before a failed row is retried. Default `{ baseMs: 1000, maxMs: 60000 }`. */
   backoff?: BackoffOptions | BackoffFunction;
   /** What a successful ack does to the row. Default `'delete'`. */
@@ -79,6 +89,7 @@ export interface ResolvedQueueOptions {
   leaseMs: number;
   pollInterval: number;
   maxAttempts: number;
+  maxDeliveries: number;
   backoff: BackoffFunction;
   onSuccess: 'delete' | 'mark_done';
   busyTimeout: number;
@@ -180,7 +191,7 @@ function onErrorFrom(path: string, value: unknown): (error: unknown) => void {
 /** Checks the options of `sqliteQueue` and fills in the defaults. */
 export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
   const o = plainObject('sqliteQueue', input);
-  onlyKeys('sqliteQueue', o, ['database', 'table', 'leaseMs', 'pollInterval', 'maxAttempts', 'backoff', 'onSuccess', 'busyTimeout', 'prefetch', 'metadata', 'migrate', 'thread', 'onError']);
+  onlyKeys('sqliteQueue', o, ['database', 'table', 'leaseMs', 'pollInterval', 'maxAttempts', 'maxDeliveries', 'backoff', 'onSuccess', 'busyTimeout', 'prefetch', 'metadata', 'migrate', 'thread', 'onError']);
   const onSuccess = o.onSuccess ?? 'delete';
   if (onSuccess !== 'delete' && onSuccess !== 'mark_done') invalid('sqliteQueue.onSuccess', "'delete' or 'mark_done'", o.onSuccess);
   return {
@@ -189,6 +200,7 @@ export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
     leaseMs: integer('sqliteQueue.leaseMs', o.leaseMs, 30_000, 1),
     pollInterval: integer('sqliteQueue.pollInterval', o.pollInterval, 100, 1),
     maxAttempts: integer('sqliteQueue.maxAttempts', o.maxAttempts, 5, 1),
+    maxDeliveries: integer('sqliteQueue.maxDeliveries', o.maxDeliveries, 50, 1),
     backoff: backoffFrom('sqliteQueue.backoff', o.backoff),
     onSuccess,
     busyTimeout: integer('sqliteQueue.busyTimeout', o.busyTimeout, 5000, 0),

@@ -73,7 +73,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
     this.#initialized = true;
     this.#controller = controller;
     const o = this.options;
-    const config: StoreConfig = { database: o.database, busyTimeout: o.busyTimeout, migrate: o.migrate, table: o.table, leaseMs: o.leaseMs, maxAttempts: o.maxAttempts, onSuccess: o.onSuccess };
+    const config: StoreConfig = { database: o.database, busyTimeout: o.busyTimeout, migrate: o.migrate, table: o.table, leaseMs: o.leaseMs, maxAttempts: o.maxAttempts, maxDeliveries: o.maxDeliveries, onSuccess: o.onSuccess };
     const leasedBy = `${hostname()}:${process.pid}:${this.index}:${randomBytes(4).toString('hex')}`;
     if (!o.thread) return this.#attach(openQueueStore(config, leasedBy));
     warnSqliteThreadHazard(import.meta.url, (message) => process.emitWarning(message, { code: 'THROUGHWAY_SQLITE_THREADS' }));
@@ -149,7 +149,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   // One claim for what is owed (plus `prefetch`), on this thread.
   #claimNow(): ClaimedRow[] {
     try {
-      return (this.#store as QueueStore).claim(this.#owed + this.options.prefetch);
+      return (this.#store as QueueStore).claim(this.#owed, this.options.prefetch);
     } catch (error) {
       this.#failed(error);
       return [];
@@ -160,7 +160,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   #claimOnThread(): void {
     if (this.#claiming || this.#draining || this.#owed <= 0) return;
     const want = this.#owed;
-    this.#claiming = (this.#store!.claim(want + this.options.prefetch) as Promise<ClaimedRow[]>).then(
+    this.#claiming = (this.#store!.claim(want, this.options.prefetch) as Promise<ClaimedRow[]>).then(
       (rows) => {
         this.#claiming = undefined;
         if (this.#terminated) {
@@ -194,13 +194,13 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   }
 
   #message(row: ClaimedRow): ThroughwayMessage {
-    const data: QueueAckData = { id: row.id, attempts: row.attempts, seq: this.#ref!.delivered(row.id) };
+    const data: QueueAckData = { id: row.id, attempts: row.attempts, deliveries: row.deliveries, lease: row.lease, seq: this.#ref!.delivered(row.id, row.lease) };
     let metadata: Record<string, unknown> | undefined;
     if (this.options.metadata) {
-      metadata = { id: row.id, attempts: row.attempts };
+      metadata = { id: row.id, attempts: row.attempts, deliveries: row.deliveries };
       if (row.metadata !== null) {
         try {
-          metadata = { ...(JSON.parse(row.metadata) as Record<string, unknown>), id: row.id, attempts: row.attempts };
+          metadata = { ...(JSON.parse(row.metadata) as Record<string, unknown>), id: row.id, attempts: row.attempts, deliveries: row.deliveries };
         } catch {
           // Stored metadata that is not JSON is left out rather than failing the row.
         }

@@ -1,21 +1,31 @@
-import type { Statement } from 'better-sqlite3';
 import { ThroughwayError } from '@throughway/workers';
 import { openDatabase, type SqliteDatabase } from './connection.js';
 import { columnsOf, migrate } from './migrate.js';
-import { quoteIdentifier } from './options.js';
+import { prepareQueueStatements, type QueueStatements } from './queue-sql.js';
 
-/** A claimed row: `attempts` counts this delivery (1 on the first). */
+/**
+ * A claimed row. `attempts` is this attempt's number: failures so far + 1 (1 on the first);
+ * `deliveries` the deliveries before this one that ended without an ack (a crash, an expired
+ * lease); `lease` the lease it was claimed under, which its ack counts off.
+ */
 export interface ClaimedRow {
   id: number;
   payload: string | Buffer;
   metadata: string | null;
   attempts: number;
+  deliveries: number;
+  lease: number;
 }
 
 /** A failed message to write back: retried later, or dead-lettered. */
 export interface Failure {
   id: number;
+  /** The attempt that failed (as in ClaimedRow). */
   attempts: number;
+  /** As in ClaimedRow: with `attempts`, which delivery failed. */
+  deliveries: number;
+  /** The lease of that delivery (0 if unknown). */
+  lease: number;
   error: string;
   /** False after `configureAck(m, { retry: false })`: dead-letter at once. */
   retry: boolean;
@@ -34,6 +44,7 @@ export interface StoreConfig {
   table: string;
   leaseMs: number;
   maxAttempts: number;
+  maxDeliveries: number;
   onSuccess: 'delete' | 'mark_done';
 }
 
@@ -74,7 +85,8 @@ export interface AckCounts {
 export const RESCAN_INTERVAL_MS = 1000;
 
 /**
- * The SQL of queue mode on one connection: prepared once, run in short IMMEDIATE transactions.
+ * The SQL of queue mode on one connection: prepared once (queue-sql.ts), run in short IMMEDIATE
+ * transactions.
  *
  * Leases are ranges, not rows. A claim selects up to `n` ready rows in id order and records
  * one row in `<table>_leases` for them: `(first_id, last_id, leased_by, lease_until,
@@ -82,21 +94,29 @@ export const RESCAN_INTERVAL_MS = 1000;
  * insert, and an ack one range DELETE: rewriting every claimed row to lease it (then deleting
  * it) measured twice the CPU and WAL traffic per row.
  *
- * A row is in flight when a live lease covers its id and is newer than the row's
- * `released_lease`. Lease ids only grow (AUTOINCREMENT); whatever gives a row back (a failure
- * sent to retry, a prefetched row released at drain) sets `released_lease` to the newest lease
- * id so far, so no lease taken until then covers it any more; a lease taken later covers it
- * only if that claim took it, because a claim cuts its range at every row it skips as in flight.
+ * A lease holds a row when it covers its id, is newer than the row's `released_lease`, and the
+ * row was ready when the lease was taken (`available_at <= created_at`: a claim skips rows in
+ * backoff, which its range may still span). Lease ids only grow (AUTOINCREMENT); whatever gives
+ * a row back (a failure sent to retry, a prefetched row released at drain) sets `released_lease`
+ * to the newest lease id so far, so no lease taken until then holds it any more; a lease taken
+ * later holds it only if that claim took it, because a claim cuts its range at every row it
+ * skips as in flight.
  *
- * `attempts` counts deliveries that ended without success: failures (written back per row) and
- * expired leases. Every claim first ends the expired leases: their rows still in flight get
- * `attempts + 1` and become claimable, so a consumer that keeps dying on a row (a poison row)
- * runs it into the dead-letter table after `maxAttempts` deliveries. A claimed row's delivery
- * number (`ClaimedRow.attempts`) is `attempts + 1`.
+ * Two counts per row, because a crash is not the message's fault:
+ * - `attempts`: deliveries that ended in a failure (written back per row by the ack). Past
+ *   `maxAttempts` the row is dead-lettered with the failure's reason.
+ * - `deliveries`: deliveries that ended with no ack at all (the process died, or the lease ran
+ *   out). Every claim first ends the expired leases: the rows they held get `deliveries + 1` and
+ *   become claimable. A row that reaches `maxDeliveries` (a row that kills every process that
+ *   touches it) is dead-lettered by the claim, with a reason that says so.
+ * A delivery is identified by the row's two counts as it saw them: whatever ends it moves one.
  *
- * Ownership: a failure is written back only if the row's `attempts` is still the one this
- * delivery saw (after an expiry the row belongs to its next delivery). A successful ack deletes
- * the row (or marks it done) whoever holds it now: it was processed.
+ * Ownership: a failure is written back only if the row's counts are still the ones its delivery
+ * saw (after an expiry the row belongs to its next delivery). A successful ack deletes the row
+ * (or marks it done) whoever holds it now: it was processed, and a later delivery failing must
+ * not dead-letter it. Every ack, failure or release counts off the lease its own delivery was
+ * made under (carried with the message), never another: a late ack from an expired lease must
+ * not drop the lease that holds the row's next delivery.
  *
  * The scan starts after the highest id this store claimed (ids only grow: AUTOINCREMENT), so
  * it does not walk over rows still in flight at the head of the queue; a rescan from the start
@@ -110,22 +130,35 @@ export const RESCAN_INTERVAL_MS = 1000;
  */
 export interface QueueStoreLike {
   readonly leasedBy: string;
-  /** Rows dead-lettered by claims (poison rows past maxAttempts deliveries). */
+  /** Rows dead-lettered by claims (rows past maxDeliveries deliveries without an ack). */
   readonly deadAtClaim: number;
-  claim(n: number): ClaimedRow[] | Promise<ClaimedRow[]>;
-  ack(ok: number[], failures: Failure[]): AckCounts | Promise<AckCounts>;
+  /**
+   * Leases up to `n` rows, then up to `extra` more (prefetch) while their payloads stay within
+   * `extraBytes` (see {@link payloadBytes}).
+   */
+  claim(n: number, extra?: number, extraBytes?: number): ClaimedRow[] | Promise<ClaimedRow[]>;
+  /** `ok[i]` was processed under lease `leases[i]`. */
+  ack(ok: number[], leases: number[], failures: Failure[]): AckCounts | Promise<AckCounts>;
   release(rows: ClaimedRow[]): void | Promise<void>;
+  /** Moves the end of these leases (this store's own) to `leaseMs` from now. */
+  renew(leases: number[]): void | Promise<void>;
   close(): void | Promise<void>;
 }
 
-/** A live lease: [first, last, lease id]. */
-type LeaseRange = [number, number, number];
+/** The size a payload counts for in byte bounds: bytes of a BLOB, characters of a TEXT. */
+export function payloadBytes(payload: string | Uint8Array): number {
+  return typeof payload === 'string' ? payload.length : payload.byteLength;
+}
+
+/** A live lease: [first, last, lease id, created_at]. */
+type LeaseRange = [number, number, number, number];
+
+/** Rows read per statement while prefetching within a byte budget, before sizes are known. */
+const PREFETCH_CHUNK = 64;
 
 /** A lease this store took: deleted once none of its rows is in flight. */
 interface OwnLease {
   id: number;
-  first: number;
-  last: number;
   open: number;
 }
 
@@ -133,76 +166,38 @@ export class QueueStore implements QueueStoreLike {
   readonly db: SqliteDatabase;
   readonly leasedBy: string;
   #o: StoreConfig;
+  #sql: QueueStatements;
   #frontier = 0;
   #lastRescan = 0;
   /** When the earliest row this store sent back for a retry becomes ready: rescan then. */
   #rescanAt = Infinity;
-  /** This store's leases with rows in flight, in the order taken. */
-  #mine: OwnLease[] = [];
-  #select: Statement;
-  #expired: Statement;
-  #endDelivery: Statement;
-  #dropLease: Statement;
-  #leaseExists: Statement;
-  #live: Statement;
-  #putLease: Statement;
-  #deleteRange: Statement;
-  #doneRange: Statement;
-  #retry: Statement;
-  #deadCopy: Statement;
-  #claimDeadCopy: Statement;
-  #deleteRow: Statement;
-  #release: Statement;
-  #claimTx: (n: number, now: number) => ClaimedRow[];
-  #ackTx: (ok: number[], failures: Failure[], now: number) => AckCounts;
+  /** This store's leases with rows in flight, by id. */
+  #mine = new Map<number, OwnLease>();
+  #claimTx: (n: number, extra: number, extraBytes: number, now: number) => ClaimedRow[];
+  #ackTx: (ok: number[], leases: number[], failures: Failure[], now: number) => AckCounts;
 
   constructor(db: SqliteDatabase, options: StoreConfig, leasedBy: string, useDoneIndex: boolean) {
     this.db = db;
     this.#o = options;
     this.leasedBy = leasedBy;
-    const t = quoteIdentifier(options.table, 'table');
-    const dead = quoteIdentifier(`${options.table}_dead`, 'table');
-    const leases = quoteIdentifier(`${options.table}_leases`, 'table');
-    const indexed = useDoneIndex ? ` INDEXED BY ${quoteIdentifier(`${options.table}_pending`, 'table')}` : '';
-    this.#select = db.prepare(`SELECT id, payload, metadata, attempts, released_lease FROM ${t}${indexed} WHERE id > ? AND done_at IS NULL AND available_at <= ? ORDER BY id LIMIT ?`).raw(true);
-    this.#expired = db.prepare(`SELECT id, first_id, last_id FROM ${leases} WHERE lease_until < ?`).raw(true);
-    this.#leaseExists = db.prepare(`SELECT 1 FROM ${leases} WHERE id = ?`).pluck(true);
-    this.#endDelivery = db.prepare(`UPDATE ${t} SET attempts = attempts + 1 WHERE id BETWEEN ? AND ? AND released_lease < ? AND done_at IS NULL`);
-    this.#dropLease = db.prepare(`DELETE FROM ${leases} WHERE id = ?`);
-    this.#live = db.prepare(`SELECT first_id, last_id, id FROM ${leases} WHERE last_id > ? ORDER BY first_id`).raw(true);
-    // The newest lease ever taken on this queue: a row given back is released from it and all before.
-    const newest = `coalesce((SELECT seq FROM sqlite_sequence WHERE name = ${sqlString(`${options.table}_leases`)}), 0)`;
-    this.#putLease = db.prepare(`INSERT INTO ${leases} (first_id, last_id, leased_by, lease_until, created_at) VALUES (?, ?, ?, ?, ?)`);
-    this.#deleteRange = db.prepare(`DELETE FROM ${t} WHERE id BETWEEN ? AND ?`);
-    this.#doneRange = db.prepare(`UPDATE ${t} SET done_at = ?, leased_by = ? WHERE id BETWEEN ? AND ? AND done_at IS NULL`);
-    this.#retry = db.prepare(`UPDATE ${t} SET available_at = ?, last_error = ?, attempts = attempts + 1, released_lease = ${newest} WHERE id = ? AND attempts = ? AND done_at IS NULL`);
-    this.#deadCopy = db.prepare(
-      `INSERT OR REPLACE INTO ${dead} (id, payload, metadata, attempts, last_error, created_at, failed_at)
-       SELECT id, payload, metadata, attempts + 1, ?, created_at, ? FROM ${t} WHERE id = ? AND attempts = ? AND done_at IS NULL`,
-    );
-    this.#claimDeadCopy = db.prepare(
-      `INSERT OR REPLACE INTO ${dead} (id, payload, metadata, attempts, last_error, created_at, failed_at)
-       SELECT id, payload, metadata, attempts, coalesce(last_error, ?), created_at, ? FROM ${t} WHERE id = ?`,
-    );
-    this.#deleteRow = db.prepare(`DELETE FROM ${t} WHERE id = ?`);
-    this.#release = db.prepare(`UPDATE ${t} SET released_lease = ${newest} WHERE id = ? AND attempts = ? AND done_at IS NULL`);
-    this.#claimTx = db.transaction((n: number, now: number) => this.#claim(n, now));
-    this.#ackTx = db.transaction((ok: number[], failures: Failure[], now: number) => this.#ack(ok, failures, now));
+    this.#sql = prepareQueueStatements(db, options.table, useDoneIndex);
+    this.#claimTx = db.transaction((n: number, extra: number, extraBytes: number, now: number) => this.#claim(n, extra, extraBytes, now));
+    this.#ackTx = db.transaction((ok: number[], leases: number[], failures: Failure[], now: number) => this.#ack(ok, leases, failures, now));
   }
 
-  /** Leases up to `n` ready rows, in id order, in one IMMEDIATE transaction. */
-  claim(n: number, now = Date.now()): ClaimedRow[] {
-    if (n <= 0) return [];
-    return (this.#claimTx as unknown as { immediate: (n: number, now: number) => ClaimedRow[] }).immediate(n, now);
+  /** Leases up to `n` ready rows (then up to `extra` more within `extraBytes`), in id order, in one IMMEDIATE transaction. */
+  claim(n: number, extra = 0, extraBytes = Infinity, now = Date.now()): ClaimedRow[] {
+    if (n + extra <= 0) return [];
+    return (this.#claimTx as unknown as { immediate: (n: number, e: number, b: number, now: number) => ClaimedRow[] }).immediate(n, extra, extraBytes, now);
   }
 
   /**
    * Applies acks in one IMMEDIATE transaction: `ok` ids are deleted (or marked done), failures go
    * back to pending with a backoff or to the dead-letter table.
    */
-  ack(ok: number[], failures: Failure[], now = Date.now()): AckCounts {
+  ack(ok: number[], leases: number[], failures: Failure[], now = Date.now()): AckCounts {
     if (ok.length === 0 && failures.length === 0) return { acked: 0, retried: 0, deadLettered: 0 };
-    return (this.#ackTx as unknown as { immediate: (ok: number[], f: Failure[], now: number) => AckCounts }).immediate(ok, failures, now);
+    return (this.#ackTx as unknown as { immediate: (ok: number[], l: number[], f: Failure[], now: number) => AckCounts }).immediate(ok, leases, failures, now);
   }
 
   close(): void {
@@ -215,25 +210,40 @@ export class QueueStore implements QueueStoreLike {
     this.db
       .transaction(() => {
         for (const r of rows) {
-          this.#release.run(r.id, r.attempts - 1);
-          this.#countOffRow(r.id);
+          this.#sql.release.run(r.id, r.attempts - 1, r.deliveries);
+          this.#countOff(r.lease, 1);
         }
       })
       .immediate();
   }
 
-  /** Rows dead-lettered by claims (poison rows past maxAttempts deliveries); read by stats. */
+  /** Moves the end of these leases of this store to `leaseMs` from now (rows waiting in a buffer). */
+  renew(leases: number[], now = Date.now()): void {
+    const own = leases.filter((id) => this.#mine.has(id));
+    if (own.length === 0) return;
+    this.db
+      .transaction(() => {
+        for (const id of own) this.#sql.renewLease.run(now + this.#o.leaseMs, id, this.leasedBy);
+      })
+      .immediate();
+  }
+
+  /** Rows dead-lettered by claims (past maxDeliveries deliveries without an ack); read by stats. */
   deadAtClaim = 0;
 
-  #claim(n: number, now: number): ClaimedRow[] {
+  #claim(n: number, extra: number, extraBytes: number, now: number): ClaimedRow[] {
     if (this.#endExpired(now)) this.#rescanAt = now;
     const out: ClaimedRow[] = [];
+    const budget = { bytes: extraBytes, largest: 0 };
     let rescanned = now - this.#lastRescan >= RESCAN_INTERVAL_MS || now >= this.#rescanAt;
     if (rescanned) this.#startRescan(now);
     let after = rescanned ? 0 : this.#frontier;
-    while (out.length < n) {
-      const want = n - out.length;
-      const { selected, lastId } = this.#take(after, want, now, out);
+    const total = n + extra;
+    while (out.length < total) {
+      const want = this.#want(out.length, n, total, budget);
+      if (want === 0) break;
+      const { selected, lastId, full } = this.#take(after, want, n, now, out, budget);
+      if (full) break;
       if (selected === want) {
         // Some were in flight elsewhere or poison rows: go on after them.
         after = lastId;
@@ -249,144 +259,112 @@ export class QueueStore implements QueueStoreLike {
     return out;
   }
 
+  // How many rows to read next: what the demand still needs, then prefetch in chunks sized so
+  // that a chunk of the largest payload seen so far fits in what is left of the byte budget.
+  #want(have: number, n: number, total: number, budget: { bytes: number; largest: number }): number {
+    if (have < n) return n - have;
+    if (budget.bytes === Infinity) return total - have;
+    if (budget.bytes <= 0) return 0;
+    const fit = budget.largest > 0 ? Math.max(1, Math.floor(budget.bytes / budget.largest)) : PREFETCH_CHUNK;
+    return Math.min(total - have, fit);
+  }
+
   #startRescan(now: number): void {
     this.#lastRescan = now;
     this.#rescanAt = Infinity;
   }
 
-  // Ends the leases that ran out (whoever took them): their rows still in flight count one
-  // more delivery and are claimable again. True if there were any.
+  // Ends the leases that ran out (whoever took them): the rows they held count one more
+  // delivery without an ack and are claimable again. True if there were any.
   #endExpired(now: number): boolean {
-    const expired = this.#expired.all(now) as [number, number, number][];
-    for (const [id, first, last] of expired) {
-      this.#endDelivery.run(first, last, id);
-      this.#dropLease.run(id);
-      const own = this.#mine.find((l) => l.id === id);
-      if (own) this.#forget(own);
+    const expired = this.#sql.expired.all(now) as [number, number, number, number][];
+    for (const [id, first, last, createdAt] of expired) {
+      this.#sql.endDelivery.run(first, last, id, createdAt);
+      this.#sql.dropLease.run(id);
+      this.#mine.delete(id);
     }
     return expired.length > 0;
   }
 
-  #take(after: number, n: number, now: number, out: ClaimedRow[]): { selected: number; lastId: number } {
-    const rows = this.#select.all(after, now, n) as [number, string | Buffer, string | null, number, number][];
-    if (rows.length === 0) return { selected: 0, lastId: after };
+  #take(after: number, want: number, n: number, now: number, out: ClaimedRow[], budget: { bytes: number; largest: number }): { selected: number; lastId: number; full: boolean } {
+    const rows = this.#sql.select.all(after, now, want) as [number, string | Buffer, string | null, number, number, number, number][];
+    if (rows.length === 0) return { selected: 0, lastId: after, full: false };
     const last = rows[rows.length - 1]![0];
     // Live leases past the scan start (none in the common case: this store's own are behind
     // its frontier, and no other process is claiming).
-    const live = this.#live.all(after) as LeaseRange[];
-    const max = this.#o.maxAttempts;
+    const live = this.#sql.live.all(after) as LeaseRange[];
+    const maxDeliveries = this.#o.maxDeliveries;
     let runFirst = -1;
     let runLast = -1;
     let runCount = 0;
-    for (const [id, payload, metadata, ended, released] of rows) {
-      if (live.length > 0 && inFlight(live, id, released)) {
+    let full = false;
+    let scanned = last;
+    for (const [id, payload, metadata, attempts, deliveries, released, availableAt] of rows) {
+      if (live.length > 0 && inFlight(live, id, released, availableAt)) {
         // Cut the lease here: it must not cover a row another lease holds.
-        if (runCount > 0) this.#lease(runFirst, runLast, runCount, now);
+        if (runCount > 0) this.#lease(runFirst, runLast, runCount, now, out);
         runCount = 0;
         continue;
       }
-      const attempts = ended + 1;
-      if (attempts > max) {
-        // Delivered maxAttempts times and never acked (each time the process died or the lease
-        // ran out): a poison row. Dead-letter it instead of crashing the consumer again.
-        this.#claimDeadCopy.run(`lease expired ${ended} times without an ack`, now, id);
-        this.#deleteRow.run(id);
+      if (deliveries >= maxDeliveries) {
+        // Delivered maxDeliveries times and never acked (each time the process died or the
+        // lease ran out): a row that kills its consumer. Dead-letter it instead of crashing
+        // the consumer again.
+        this.#sql.claimDeadCopy.run(`no ack after ${deliveries} deliveries (each time the process died or the lease ran out)`, now, id);
+        this.#sql.deleteRow.run(id);
         this.deadAtClaim++;
         continue;
+      }
+      if (out.length + runCount >= n) {
+        // Prefetch: within the byte budget (at least the demand is always served).
+        const size = payloadBytes(payload);
+        if (size > budget.bytes) {
+          full = true;
+          scanned = id - 1;
+          break;
+        }
+        budget.bytes -= size;
+        if (size > budget.largest) budget.largest = size;
       }
       if (runCount === 0) runFirst = id;
       runLast = id;
       runCount++;
-      out.push({ id, payload, metadata, attempts });
+      out.push({ id, payload, metadata, attempts: attempts + 1, deliveries, lease: 0 });
     }
-    if (runCount > 0) this.#lease(runFirst, runLast, runCount, now);
-    if (last > this.#frontier) this.#frontier = last;
-    return { selected: rows.length, lastId: last };
+    if (runCount > 0) this.#lease(runFirst, runLast, runCount, now, out);
+    if (scanned > this.#frontier) this.#frontier = scanned;
+    return { selected: rows.length, lastId: last, full };
   }
 
-  #lease(first: number, last: number, count: number, now: number): void {
-    const id = Number(this.#putLease.run(first, last, this.leasedBy, now + this.#o.leaseMs, now).lastInsertRowid);
-    this.#mine.push({ id, first, last, open: count });
+  // Records a lease for the last `count` rows of `out` (ids first..last) and stamps them with it.
+  #lease(first: number, last: number, count: number, now: number, out: ClaimedRow[]): void {
+    const id = Number(this.#sql.putLease.run(first, last, this.leasedBy, now + this.#o.leaseMs, now).lastInsertRowid);
+    this.#mine.set(id, { id, open: count });
+    for (let i = out.length - count; i < out.length; i++) out[i]!.lease = id;
   }
 
-  // Splits the consecutive ids first..last into runs held by one lease of this store each
-  // (undefined: none of this store's leases holds them any more). A row belongs to the newest of
-  // this store's leases that covers it: a lease never covers a row in flight under another, so
-  // an older lease covering it delivered it before (and was counted off then).
-  #holders(first: number, last: number): [number, number, OwnLease | undefined][] {
-    const mine = this.#mine;
-    let covering = 0;
-    let only: OwnLease | undefined;
-    for (const l of mine) {
-      if (l.last >= first && l.first <= last) {
-        covering++;
-        only = l;
-      }
-    }
-    if (covering === 0) return [[first, last, undefined]];
-    if (covering === 1 && only!.first <= first && last <= only!.last) return [[first, last, only]];
-    const runs: [number, number, OwnLease | undefined][] = [];
-    for (let id = first; id <= last; id++) {
-      let holder: OwnLease | undefined;
-      for (let i = mine.length - 1; i >= 0; i--) {
-        const l = mine[i]!;
-        if (l.first <= id && id <= l.last) {
-          holder = l;
-          break;
-        }
-      }
-      const run = runs[runs.length - 1];
-      if (run && run[2] === holder && run[1] === id - 1) run[1] = id;
-      else runs.push([id, id, holder]);
-    }
-    return runs;
-  }
-
-  // True if the lease still holds its rows: no other consumer ended it (it expired and a claim
-  // gave its rows to their next delivery). Forgets it if not.
-  #holds(lease: OwnLease, checked: Map<OwnLease, boolean>): boolean {
-    let live = checked.get(lease);
-    if (live === undefined) {
-      live = this.#leaseExists.get(lease.id) !== undefined;
-      checked.set(lease, live);
-      if (!live) this.#forget(lease);
-    }
-    return live;
-  }
-
-  // `count` rows of `lease` are no longer in flight: drop it once none is.
-  #countOff(lease: OwnLease, count: number): void {
-    lease.open -= count;
-    if (lease.open <= 0) {
-      this.#dropLease.run(lease.id);
-      this.#forget(lease);
+  // `count` rows delivered under `lease` are no longer in flight: drop it once none is. A lease
+  // that is not (or no longer) this store's is left alone: it ended, and its rows went on.
+  #countOff(lease: number, count: number): void {
+    const own = this.#mine.get(lease);
+    if (!own) return;
+    own.open -= count;
+    if (own.open <= 0) {
+      this.#sql.dropLease.run(lease);
+      this.#mine.delete(lease);
     }
   }
 
-  // One row (a failure, a released row) is no longer in flight.
-  #countOffRow(id: number): void {
-    const [[, , lease]] = this.#holders(id, id) as [[number, number, OwnLease | undefined]];
-    if (lease) this.#countOff(lease, 1);
-  }
-
-  #forget(lease: OwnLease): void {
-    const i = this.#mine.indexOf(lease);
-    if (i >= 0) this.#mine.splice(i, 1);
-  }
-
-  #ack(ok: number[], failures: Failure[], now: number): AckCounts {
+  #ack(ok: number[], leases: number[], failures: Failure[], now: number): AckCounts {
     let acked = 0;
-    const checked = new Map<OwnLease, boolean>();
     if (ok.length > 0) {
       // Acks come mostly as one run of consecutive ids: one range statement per run.
-      let sorted = true;
       for (let i = 1; i < ok.length; i++) {
         if (ok[i]! <= ok[i - 1]!) {
-          sorted = false;
+          [ok, leases] = sortedPairs(ok, leases);
           break;
         }
       }
-      if (!sorted) ok = [...new Set(ok)].sort((a, b) => a - b);
       const markDone = this.#o.onSuccess === 'mark_done';
       let start = ok[0]!;
       let prev = start;
@@ -396,46 +374,53 @@ export class QueueStore implements QueueStoreLike {
           prev = id;
           continue;
         }
-        for (const [first, last, lease] of this.#holders(start, prev)) {
-          // Rows whose delivery ended (the lease expired and another claim took them over)
-          // belong to their next delivery, which will ack them.
-          if (!lease || !this.#holds(lease, checked)) continue;
-          acked += markDone ? this.#doneRange.run(now, this.leasedBy, first, last).changes : this.#deleteRange.run(first, last).changes;
-          this.#countOff(lease, last - first + 1);
-        }
+        // Processed, whichever delivery holds the row now.
+        acked += markDone ? this.#sql.doneRange.run(now, this.leasedBy, start, prev).changes : this.#sql.deleteRange.run(start, prev).changes;
         start = prev = id!;
       }
+      let lease = leases[0]!;
+      let count = 0;
+      for (let i = 0; i < leases.length; i++) {
+        if (leases[i] !== lease) {
+          this.#countOff(lease, count);
+          lease = leases[i]!;
+          count = 0;
+        }
+        count++;
+      }
+      this.#countOff(lease, count);
     }
     let retried = 0;
     let deadLettered = 0;
     for (const f of failures) {
-      // The row's count of ended deliveries, as this delivery saw it: if it moved, the row
-      // belongs to a later delivery.
-      const ended = f.attempts - 1;
+      // The row's failure count as this delivery saw it.
+      const failed = f.attempts - 1;
       if (f.retry && f.attempts < this.#o.maxAttempts) {
         const at = f.retryAt;
-        const changed = this.#retry.run(at, f.error, f.id, ended).changes;
+        const changed = this.#sql.retry.run(at, f.error, f.id, failed, f.deliveries).changes;
         if (changed > 0 && at < this.#rescanAt) this.#rescanAt = at;
         retried += changed;
-      } else if (this.#deadCopy.run(f.error, now, f.id, ended).changes > 0) {
-        this.#deleteRow.run(f.id);
+      } else if (this.#sql.deadCopy.run(f.error, now, f.id, failed, f.deliveries).changes > 0) {
+        this.#sql.deleteRow.run(f.id);
         deadLettered++;
       }
-      this.#countOffRow(f.id);
+      this.#countOff(f.lease, 1);
     }
     return { acked, retried, deadLettered };
   }
 }
 
-/** True if a live lease holds the row: it covers the id and is newer than the row's release. */
-function inFlight(live: LeaseRange[], id: number, released: number): boolean {
-  for (const [first, last, lease] of live) {
+/** True if a live lease holds the row: it covers the id, is newer than the row's release and the row was ready when it was taken. */
+function inFlight(live: LeaseRange[], id: number, released: number, availableAt: number): boolean {
+  for (const [first, last, lease, createdAt] of live) {
     if (first > id) return false;
-    if (id <= last && lease > released) return true;
+    if (id <= last && lease > released && availableAt <= createdAt) return true;
   }
   return false;
 }
 
-function sqlString(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
+/** `ids` sorted, each with its lease. */
+function sortedPairs(ids: number[], leases: number[]): [number[], number[]] {
+  const order = ids.map((_, i) => i).sort((a, b) => ids[a]! - ids[b]!);
+  return [order.map((i) => ids[i]!), order.map((i) => leases[i] ?? 0)];
 }

@@ -9,15 +9,18 @@ import { serializeError } from '@throughway/workers';
 import { openQueueStore, type Failure, type QueueStore, type StoreConfig } from './queue-store.js';
 
 export type StoreRequest =
-  | { op: 'claim'; seq: number; n: number }
-  | { op: 'ack'; seq: number; ok: Float64Array; failures: Failure[] }
-  | { op: 'release'; seq: number; ids: Float64Array; attempts: Int32Array }
+  | { op: 'claim'; seq: number; n: number; extra: number; extraBytes: number }
+  | { op: 'ack'; seq: number; ok: Float64Array; leases: Float64Array; failures: Failure[] }
+  | { op: 'release'; seq: number; ids: Float64Array; attempts: Int32Array; deliveries: Int32Array; leases: Float64Array }
+  | { op: 'renew'; seq: number; leases: number[] }
   | { op: 'close'; seq: number };
 
 /** Claimed rows, column by column. */
 export interface EncodedRows {
   ids: Float64Array;
   attempts: Int32Array;
+  deliveries: Int32Array;
+  leases: Float64Array;
   payloads: (string | Uint8Array)[];
   metadata: (string | null)[];
   deadAtClaim: number;
@@ -38,21 +41,25 @@ try {
   port.close();
 }
 
-function claim(n: number): EncodedRows {
-  const rows = store!.claim(n);
+function claim(n: number, extra: number, extraBytes: number): EncodedRows {
+  const rows = store!.claim(n, extra, extraBytes);
   const count = rows.length;
   const ids = new Float64Array(count);
   const attempts = new Int32Array(count);
+  const deliveries = new Int32Array(count);
+  const leases = new Float64Array(count);
   const payloads = new Array<string | Uint8Array>(count);
   const metadata = new Array<string | null>(count);
   for (let i = 0; i < count; i++) {
     const r = rows[i]!;
     ids[i] = r.id;
     attempts[i] = r.attempts;
+    deliveries[i] = r.deliveries;
+    leases[i] = r.lease;
     payloads[i] = r.payload;
     metadata[i] = r.metadata;
   }
-  return { ids, attempts, payloads, metadata, deadAtClaim: store!.deadAtClaim };
+  return { ids, attempts, deliveries, leases, payloads, metadata, deadAtClaim: store!.deadAtClaim };
 }
 
 if (store) {
@@ -61,15 +68,20 @@ if (store) {
     try {
       switch (request.op) {
         case 'claim': {
-          const rows = claim(request.n);
-          port.postMessage({ seq, result: rows } satisfies StoreReply, [rows.ids.buffer as ArrayBuffer, rows.attempts.buffer as ArrayBuffer]);
+          const rows = claim(request.n, request.extra, request.extraBytes);
+          const transfer = [rows.ids.buffer, rows.attempts.buffer, rows.deliveries.buffer, rows.leases.buffer] as ArrayBuffer[];
+          port.postMessage({ seq, result: rows } satisfies StoreReply, transfer);
           return;
         }
         case 'ack':
-          port.postMessage({ seq, result: store!.ack(Array.from(request.ok), request.failures) } satisfies StoreReply);
+          port.postMessage({ seq, result: store!.ack(Array.from(request.ok), Array.from(request.leases), request.failures) } satisfies StoreReply);
+          return;
+        case 'renew':
+          store!.renew(request.leases);
+          port.postMessage({ seq } satisfies StoreReply);
           return;
         case 'release': {
-          const rows = Array.from(request.ids, (id, i) => ({ id, attempts: request.attempts[i]!, payload: '', metadata: null }));
+          const rows = Array.from(request.ids, (id, i) => ({ id, attempts: request.attempts[i]!, deliveries: request.deliveries[i]!, lease: request.leases[i]!, payload: '', metadata: null }));
           store!.release(rows);
           port.postMessage({ seq } satisfies StoreReply);
           return;

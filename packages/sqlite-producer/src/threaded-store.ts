@@ -76,30 +76,37 @@ export class ThreadedQueueStore implements QueueStoreLike {
     });
   }
 
-  async claim(n: number): Promise<ClaimedRow[]> {
-    if (n <= 0) return [];
-    const r = await this.#call<EncodedRows>({ op: 'claim', seq: ++this.#seq, n });
+  async claim(n: number, extra = 0, extraBytes = Infinity): Promise<ClaimedRow[]> {
+    if (n + extra <= 0) return [];
+    const r = await this.#call<EncodedRows>({ op: 'claim', seq: ++this.#seq, n, extra, extraBytes });
     this.deadAtClaim = r.deadAtClaim;
     const rows = new Array<ClaimedRow>(r.ids.length);
     for (let i = 0; i < rows.length; i++) {
       const p = r.payloads[i]!;
       // Bytes arrive as a Uint8Array: hand them on as the Buffer better-sqlite3 gives on this thread.
       const payload = typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-      rows[i] = { id: r.ids[i]!, payload, metadata: r.metadata[i]!, attempts: r.attempts[i]! };
+      rows[i] = { id: r.ids[i]!, payload, metadata: r.metadata[i]!, attempts: r.attempts[i]!, deliveries: r.deliveries[i]!, lease: r.leases[i]! };
     }
     return rows;
   }
 
-  ack(ok: number[], failures: Failure[]): Promise<AckCounts> {
+  ack(ok: number[], leases: number[], failures: Failure[]): Promise<AckCounts> {
     const ids = Float64Array.from(ok);
-    return this.#call<AckCounts>({ op: 'ack', seq: ++this.#seq, ok: ids, failures }, [ids.buffer]);
+    const of = Float64Array.from(leases);
+    return this.#call<AckCounts>({ op: 'ack', seq: ++this.#seq, ok: ids, leases: of, failures }, [ids.buffer, of.buffer]);
+  }
+
+  renew(leases: number[]): Promise<void> {
+    return this.#call<void>({ op: 'renew', seq: ++this.#seq, leases });
   }
 
   release(rows: ClaimedRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
     const ids = Float64Array.from(rows, (r) => r.id);
     const attempts = Int32Array.from(rows, (r) => r.attempts);
-    return this.#call<void>({ op: 'release', seq: ++this.#seq, ids, attempts }, [ids.buffer, attempts.buffer]);
+    const deliveries = Int32Array.from(rows, (r) => r.deliveries);
+    const leases = Float64Array.from(rows, (r) => r.lease);
+    return this.#call<void>({ op: 'release', seq: ++this.#seq, ids, attempts, deliveries, leases }, [ids.buffer, attempts.buffer, deliveries.buffer, leases.buffer]);
   }
 
   /** Closes the connection and waits for the thread to end. */

@@ -1,7 +1,7 @@
 // Real child processes: a SIGKILL mid-run, restarts, and two processes sharing one queue file.
 import { hostname } from 'node:os';
 import { describe, expect, test } from 'vitest';
-import { countPending, deadLetters, enqueue, leasedRows, migrate, readCheckpoint } from '@throughway/sqlite-producer';
+import { countPending, deadLetters, enqueue, leasedRows, migrate, readCheckpoint, releaseLeases } from '@throughway/sqlite-producer';
 import { open, processedCount, processedRows, runChild, tmpDb, waitFor, type Child } from './helpers.js';
 
 const payloads = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ n: i + 1 }));
@@ -61,6 +61,36 @@ describe('queue mode across processes', () => {
     const secondPid = second.process.pid!;
     const bySecond = new Set(rows.filter((r) => r.pid === secondPid).map((r) => r.id));
     for (const id of leasedAtKill) expect(bySecond.has(id), `leased row ${id} redelivered`).toBe(true);
+  });
+
+  test('killed more times than maxAttempts with rows in flight: a crash is not a failure, no row is dead-lettered, every row processed', async () => {
+    const database = tmpDb('queue');
+    const side = tmpDb('side');
+    migrate(database);
+    const N = 400;
+    enqueue(database, payloads(N));
+    // prefetch: each run holds ~200 rows it never gets to, so the same rows are in flight at every kill.
+    const common = { mode: 'queue', database, side, concurrency: 2, maxDemand: 5, maxAttempts: 2, maxDeliveries: 50, prefetch: 200 };
+    const KILLS = 4;
+    for (let k = 0; k < KILLS; k++) {
+      const before = processedCount(side);
+      const child = runChild('run-pipeline.mjs', { ...common, delayMs: 20 });
+      await killWhen(child, () => processedCount(side) >= before + 10, `run ${k + 1} processed 10 rows`);
+      // What the demo does at restart: the dead process's leases end now, not in 30 s.
+      releaseLeases(database, { holderPrefix: `${hostname()}:${child.process.pid}:` });
+    }
+    const db = open(database);
+    const worst = db.prepare('SELECT max(deliveries) AS deliveries, max(attempts) AS attempts FROM throughway_events').get() as { deliveries: number; attempts: number };
+    db.close();
+    // Some row was in flight at every kill: counted as deliveries without an ack, not as failures.
+    // (The last kill's leases end at the next claim.)
+    expect(worst).toEqual({ deliveries: KILLS - 1, attempts: 0 });
+    const last = runChild('run-pipeline.mjs', { ...common, delayMs: 0, untilDone: true });
+    await finishes(last);
+    expect(deadLetters(database)).toEqual([]);
+    expect(countPending(database)).toBe(0);
+    const seen = new Set(processedRows(side).map((r) => r.id));
+    for (let id = 1; id <= N; id++) expect(seen.has(id), `row ${id} processed`).toBe(true);
   });
 
   test('two processes share one queue file (one with a store thread): no row is handed to both, every row processed exactly once', async () => {

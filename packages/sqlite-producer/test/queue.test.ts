@@ -118,8 +118,8 @@ describe('claims', () => {
     const { p: two } = producer({ database: file }, 1);
     const first = one.handleDemand(3);
     expect(first.map((m) => m.data)).toEqual(['a', 'b', 'c']);
-    expect(first[0]!.metadata).toEqual({ id: 1, attempts: 1 });
-    expect(first[0]!.acknowledger!.data).toEqual({ id: 1, attempts: 1, seq: 0 });
+    expect(first[0]!.metadata).toEqual({ id: 1, attempts: 1, deliveries: 0 });
+    expect(first[0]!.acknowledger!.data).toEqual({ id: 1, attempts: 1, deliveries: 0, lease: expect.any(Number), seq: 0 });
     const second = two.handleDemand(5);
     expect(second.map((m) => m.data)).toEqual(['d', 'e']);
     expect(two.owed).toBe(3);
@@ -151,7 +151,7 @@ describe('claims', () => {
     const ms = p.handleDemand(3);
     expect(ms[0]!.data).toBe('{"not":"parsed"}');
     expect(Buffer.isBuffer(ms[1]!.data)).toBe(true);
-    expect(ms[2]!.metadata).toEqual({ source: 'api', id: 3, attempts: 1 });
+    expect(ms[2]!.metadata).toEqual({ source: 'api', id: 3, attempts: 1, deliveries: 0 });
     const { p: bare } = producer({ database: tmpDbWith(['z']), metadata: false });
     expect(bare.handleDemand(1)[0]!.metadata).toEqual({});
   });
@@ -255,8 +255,8 @@ describe('acks', () => {
     await waitFor(() => c.pushed.length === 2, 'retried rows claimed after the backoff');
     expect(Math.min(...pushedAt)).toBeGreaterThanOrEqual(Math.min(...rows.map((r) => r.available_at)));
     expect(c.pushed.map((m) => m.metadata)).toEqual([
-      { id: 2, attempts: 2 },
-      { id: 3, attempts: 2 },
+      { id: 2, attempts: 2, deliveries: 0 },
+      { id: 3, attempts: 2, deliveries: 0 },
     ]);
     // Second failure: backoff doubles.
     const t2 = Date.now();
@@ -298,7 +298,7 @@ describe('acks', () => {
     const [bad, good] = p.handleDemand(2);
     const a = bad!.acknowledger!;
     a.data = queueAcknowledger.configure!(a.ref, a.data, { retry: false });
-    expect(a.data).toEqual({ id: 1, attempts: 1, seq: 0, retry: false });
+    expect(a.data).toEqual({ id: 1, attempts: 1, deliveries: 0, lease: expect.any(Number), seq: 0, retry: false });
     await ack([good!], [fail(bad!, { name: 'ValidationError', message: 'missing field total' })]);
     expect(deadLetters(file)).toEqual([expect.objectContaining({ id: 1, attempts: 1, last_error: 'missing field total' })]);
     expect(countPending(file)).toBe(0);
@@ -384,7 +384,7 @@ describe('ack window (acks are written in delivery order, in ranges)', () => {
 });
 
 describe('leases', () => {
-  test('an expired lease makes the row claimable again; the stale holder can no longer fail it back', async () => {
+  test('an expired lease makes the row claimable again; the stale holder can no longer fail it back, but its late success deletes it', async () => {
     const file = tmpDbWith(['a', 'b']);
     const { p: one } = producer({ database: file, leaseMs: 100 });
     const claimedAt = Date.now();
@@ -396,27 +396,35 @@ describe('leases', () => {
     const { p: three } = producer({ database: file, leaseMs: 10_000 }, 2);
     const again = three.handleDemand(2);
     expect(ids(again)).toEqual([1, 2]);
-    expect(again[0]!.metadata).toEqual({ id: 1, attempts: 2 });
+    // An expired lease is a delivery with no ack: it counts in `deliveries`, not in `attempts`.
+    expect(again[0]!.metadata).toEqual({ id: 1, attempts: 1, deliveries: 1 });
     // The first holder's late failure does not touch rows now leased by another producer...
     await ack([], [fail(mine[0]!, 'late')]);
     expect(queueCounts(file)).toMatchObject({ leased: 2, delayed: 0 });
-    // ...and neither does its late success (the new holder will ack it).
+    // ...but its late success deletes the row: it was processed, and a failure of the new
+    // delivery must not dead-letter it.
     await ack([mine[1]!]);
-    expect(countPending(file)).toBe(2);
-    await ack(again);
+    expect(countPending(file)).toBe(1);
+    await ack([], [fail(again[1]!, 'too late')]);
+    expect(deadLetters(file)).toEqual([]);
+    await ack([again[0]!]);
     expect(countPending(file)).toBe(0);
+    expect(open(file).prepare('SELECT count(*) FROM throughway_events_leases').pluck().get()).toBe(0);
   });
 
-  test('a row whose lease expired maxAttempts times (its consumer kept dying) is dead-lettered at the next claim', async () => {
+  test('a row whose lease expired maxDeliveries times (its consumer kept dying) is dead-lettered at the next claim, saying so', async () => {
     const file = tmpDbWith(['crasher', 'ok']);
-    for (let i = 0; i < 2; i++) {
-      const { p } = producer({ database: file, leaseMs: 1, maxAttempts: 2 }, i);
+    for (let i = 0; i < 3; i++) {
+      // maxAttempts 1: expired leases are not failures, so they never reach it.
+      const { p } = producer({ database: file, leaseMs: 1, maxAttempts: 1, maxDeliveries: 3 }, i);
       expect(p.handleDemand(1).map((m) => m.data)).toEqual(['crasher']);
       await sleep(5);
     }
-    const { p } = producer({ database: file, leaseMs: 1000, maxAttempts: 2 }, 5);
+    const { p } = producer({ database: file, leaseMs: 1000, maxAttempts: 1, maxDeliveries: 3 }, 5);
     expect(p.handleDemand(1).map((m) => m.data)).toEqual(['ok']);
-    expect(deadLetters(file)).toEqual([expect.objectContaining({ id: 1, attempts: 2, last_error: 'lease expired 2 times without an ack' })]);
+    expect(deadLetters(file)).toEqual([
+      expect.objectContaining({ id: 1, attempts: 0, deliveries: 3, last_error: 'no ack after 3 deliveries (each time the process died or the lease ran out)' }),
+    ]);
     expect(p.stats().deadLettered).toBe(1);
   });
 

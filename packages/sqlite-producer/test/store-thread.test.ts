@@ -15,7 +15,7 @@ describe('store thread (thread: true)', () => {
     await waitFor(() => c.pushed.length === 5, 'five rows pushed');
     expect(c.pushed.map((m) => m.data)).toEqual(['a', 'b', 'c', 'd', Buffer.from([7, 8])]);
     expect(Buffer.isBuffer(c.pushed[4]!.data)).toBe(true);
-    expect(c.pushed[0]!.metadata).toEqual({ id: 1, attempts: 1 });
+    expect(c.pushed[0]!.metadata).toEqual({ id: 1, attempts: 1, deliveries: 0 });
     const [a, b, cc, d, e] = c.pushed;
     const bAck = b!.acknowledger!;
     bAck.data = queueAcknowledger.configure!(bAck.ref, bAck.data, { retry: false });
@@ -25,7 +25,7 @@ describe('store thread (thread: true)', () => {
     c.pushed.length = 0;
     p.handleDemand(1);
     await waitFor(() => c.pushed.length === 1, 'retried row pushed');
-    expect(c.pushed[0]!.metadata).toEqual({ id: 3, attempts: 2 });
+    expect(c.pushed[0]!.metadata).toEqual({ id: 3, attempts: 2, deliveries: 0 });
     await ack([c.pushed[0]!, d!]);
     expect(countPending(file)).toBe(0);
     await p.prepareForDraining();
