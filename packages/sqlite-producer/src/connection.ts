@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { requireDriver } from '@throughway/workers/internal';
+import { ThroughwayError } from '@throughway/workers';
 
 /** A better-sqlite3 connection, as this package's functions accept it. */
 export type SqliteDatabase = Database.Database;
@@ -31,16 +32,42 @@ export function sqliteDriver(): typeof Database {
  */
 export function openDatabase(path: string, busyTimeout: number): SqliteDatabase {
   const Database = sqliteDriver();
-  const db = new Database(path);
+  let db: SqliteDatabase;
+  try {
+    db = new Database(path);
+  } catch (error) {
+    throw openError(path, error);
+  }
   try {
     db.pragma(`busy_timeout = ${Math.trunc(busyTimeout)}`);
+    // The first statement that reads the file: "file is not a database" surfaces here.
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
   } catch (error) {
     db.close();
-    throw error;
+    throw openError(path, error);
   }
   return db;
+}
+
+/**
+ * The error of a database that cannot be opened or set up (a missing directory, a file that is
+ * not a database, no permission, a locked file past busy_timeout), as a ThroughwayError with
+ * code `ERR_THROUGHWAY_SQLITE_OPEN` naming the path; the driver's error is its `cause` and its
+ * code (SQLITE_NOTADB, ...) is in `details.sqliteCode`. ThroughwayErrors pass through.
+ *
+ * @example
+ * try { openDatabase('/no/such/dir/q.db', 5000) } catch (e) { e.code } // 'ERR_THROUGHWAY_SQLITE_OPEN'
+ */
+export function openError(path: string, error: unknown): Error {
+  if (error instanceof ThroughwayError) return error;
+  const e = error as { message?: unknown; code?: unknown };
+  const message = typeof e?.message === 'string' ? e.message : String(error);
+  const sqliteCode = typeof e?.code === 'string' ? e.code : undefined;
+  return new ThroughwayError('ERR_THROUGHWAY_SQLITE_OPEN', `Cannot open the SQLite database ${JSON.stringify(path)}: ${message}`, {
+    cause: error,
+    details: { path, ...(sqliteCode ? { sqliteCode } : {}) },
+  });
 }
 
 /**

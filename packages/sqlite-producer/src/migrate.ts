@@ -1,6 +1,6 @@
 import { ThroughwayError } from '@throughway/workers';
 import { withDatabase, type SqliteDatabase } from './connection.js';
-import { invalid, quoteIdentifier, tableName } from './options.js';
+import { invalid, ownTableName, quoteIdentifier } from './options.js';
 
 /** Options of {@link migrate}. */
 export interface MigrateOptions {
@@ -72,7 +72,7 @@ export function migrate(db: SqliteDatabase | string, options: MigrateOptions = {
       });
     }
   }
-  const table = tableName(options.table, 'migrate.table', 'throughway_events');
+  const table = ownTableName(options.table, 'migrate.table', 'throughway_events');
   if (options.markDone !== undefined && typeof options.markDone !== 'boolean') invalid('migrate.markDone', 'a boolean', options.markDone);
   const q = quoteIdentifier(table, 'migrate.table');
   const dead = quoteIdentifier(`${table}_dead`, 'migrate.table');

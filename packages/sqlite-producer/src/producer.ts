@@ -7,7 +7,7 @@ import { sqliteDriver } from './connection.js';
 import { QueueAckRef, queueAcknowledger, type QueueAckData, type QueueStats } from './acknowledger.js';
 import { queueCounts } from './inspect.js';
 import { resolveQueueOptions, type ResolvedQueueOptions, type SqliteQueueOptions } from './options.js';
-import { QueueStore, openQueueStore, type ClaimedRow, type QueueStoreLike, type StoreConfig } from './queue-store.js';
+import { QueueStore, openQueueStore, payloadBytes, type ClaimedRow, type QueueStoreLike, type StoreConfig } from './queue-store.js';
 import { ThreadedQueueStore } from './threaded-store.js';
 
 /**
@@ -44,6 +44,10 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   #owed = 0;
   /** Rows claimed beyond the demand (`prefetch`), leased and waiting for demand. */
   #prefetched: ClaimedRow[] = [];
+  /** Their payloads' size (payloadBytes), bounded by `prefetchBytes`. */
+  #prefetchedBytes = 0;
+  /** Renews the leases of prefetched rows while any wait (see #watchLeases). */
+  #renewTimer: NodeJS.Timeout | undefined;
   /** Store thread only: the claim under way. */
   #claiming: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -141,6 +145,8 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   #fromPrefetched(): ThroughwayMessage[] {
     if (this.#prefetched.length === 0 || this.#owed === 0) return [];
     const rows = this.#prefetched.splice(0, Math.min(this.#owed, this.#prefetched.length));
+    for (const r of rows) this.#prefetchedBytes -= payloadBytes(r.payload);
+    this.#watchLeases();
     this.#owed -= rows.length;
     this.#stats.claimed += rows.length;
     return rows.map((r) => this.#message(r));
@@ -149,7 +155,7 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   // One claim for what is owed (plus `prefetch`), on this thread.
   #claimNow(): ClaimedRow[] {
     try {
-      return (this.#store as QueueStore).claim(this.#owed, this.options.prefetch);
+      return (this.#store as QueueStore).claim(this.#owed, ...this.#room());
     } catch (error) {
       this.#failed(error);
       return [];
@@ -160,12 +166,13 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   #claimOnThread(): void {
     if (this.#claiming || this.#draining || this.#owed <= 0) return;
     const want = this.#owed;
-    this.#claiming = (this.#store!.claim(want, this.options.prefetch) as Promise<ClaimedRow[]>).then(
+    this.#claiming = (this.#store!.claim(want, ...this.#room()) as Promise<ClaimedRow[]>).then(
       (rows) => {
         this.#claiming = undefined;
         if (this.#terminated) {
           // Stopped meanwhile: give them back rather than emit into a stopped pipeline.
           this.#prefetched.push(...rows);
+          this.#watchLeases();
           return;
         }
         const messages: ThroughwayMessage[] = [];
@@ -188,7 +195,11 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   #deliver(rows: ClaimedRow[], out: ThroughwayMessage[]): void {
     const take = Math.min(this.#owed, rows.length);
     for (let i = 0; i < take; i++) out.push(this.#message(rows[i]!));
-    for (let i = take; i < rows.length; i++) this.#prefetched.push(rows[i]!);
+    for (let i = take; i < rows.length; i++) {
+      this.#prefetched.push(rows[i]!);
+      this.#prefetchedBytes += payloadBytes(rows[i]!.payload);
+    }
+    this.#watchLeases();
     this.#owed -= take;
     this.#stats.claimed += take;
   }
@@ -227,10 +238,46 @@ export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
     this.#timer = undefined;
   }
 
+  // What a claim may take beyond the demand: [rows, bytes] left of `prefetch` and `prefetchBytes`.
+  #room(): [number, number] {
+    const o = this.options;
+    return [Math.max(0, o.prefetch - this.#prefetched.length), Math.max(0, o.prefetchBytes - this.#prefetchedBytes)];
+  }
+
+  // Prefetched rows wait for demand under leases taken at their claim; a slow pipeline (large
+  // payloads) may not ask for them within leaseMs, and an expired lease hands them to another
+  // claim while they still wait here (a duplicate inside one live process). So while any wait,
+  // their leases are renewed every third of leaseMs: a row handed out has at least two thirds
+  // of a lease left. Unref'd: it never keeps the process alive, and it stops with the buffer.
+  #watchLeases(): void {
+    if (this.#prefetched.length === 0 || this.#draining) {
+      if (this.#renewTimer) clearInterval(this.#renewTimer);
+      this.#renewTimer = undefined;
+      return;
+    }
+    if (this.#renewTimer) return;
+    this.#renewTimer = setInterval(() => this.#renew(), Math.max(1, Math.floor(this.options.leaseMs / 3)));
+    this.#renewTimer.unref();
+  }
+
+  #renew(): void {
+    const leases = [...new Set(this.#prefetched.map((r) => r.lease))];
+    if (leases.length === 0 || !this.#store) return;
+    try {
+      const done = this.#store.renew(leases);
+      if (done instanceof Promise) done.catch((error) => this.#failed(error));
+    } catch (error) {
+      this.#failed(error);
+    }
+  }
+
   #releasePrefetched(): void | Promise<void> {
+    if (this.#renewTimer) clearInterval(this.#renewTimer);
+    this.#renewTimer = undefined;
     if (this.#prefetched.length === 0 || !this.#store) return;
     const rows = this.#prefetched;
     this.#prefetched = [];
+    this.#prefetchedBytes = 0;
     // Not fatal if it fails: their leases expire and they are claimed again.
     try {
       const done = this.#store.release(rows);

@@ -1,5 +1,5 @@
 import { ThroughwayError } from '@throughway/workers';
-import { openDatabase, type SqliteDatabase } from './connection.js';
+import { openDatabase, openError, type SqliteDatabase } from './connection.js';
 import { columnsOf, migrate } from './migrate.js';
 import { prepareQueueStatements, type QueueStatements } from './queue-sql.js';
 
@@ -67,7 +67,9 @@ export function openQueueStore(config: StoreConfig, leasedBy: string): QueueStor
     return new QueueStore(db, config, leasedBy, doneIndex);
   } catch (error) {
     db.close();
-    throw error;
+    // Creating or checking the tables failed (a read-only file, say): the same coded error as
+    // failing to open it.
+    throw openError(config.database, error);
   }
 }
 
@@ -315,17 +317,17 @@ export class QueueStore implements QueueStoreLike {
         this.deadAtClaim++;
         continue;
       }
-      if (out.length + runCount >= n) {
-        // Prefetch: within the byte budget (at least the demand is always served).
-        const size = payloadBytes(payload);
+      const size = payloadBytes(payload);
+      if (out.length >= n) {
+        // Prefetch: within the byte budget (the demand is always served).
         if (size > budget.bytes) {
           full = true;
           scanned = id - 1;
           break;
         }
         budget.bytes -= size;
-        if (size > budget.largest) budget.largest = size;
       }
+      if (size > budget.largest) budget.largest = size;
       if (runCount === 0) runFirst = id;
       runLast = id;
       runCount++;

@@ -19,7 +19,7 @@ describe.each(QUEUE_CASES)('queue through a pipeline [$runtime, store thread: $t
     enqueue(file, Array.from({ length: 5000 }, (_, i) => `ok:${i}`));
     const source = sqliteQueue({ database: file, pollInterval: 10, thread });
     const pipeline = await Pipeline.start({ name: `sqlite-${runtime}-${thread}-all`, handlers, producer: { module: source, concurrency: 2 }, processors: { default: { runtime, concurrency: 2 } } });
-    await waitFor(() => source.stats().acked === 5000, 'all rows acked');
+    await waitFor(() => source.stats().acked === 5000, 'all rows acked', 50_000);
     const result = await pipeline.stop();
     expect(result.unacked).toBe(0);
     expect(countPending(file)).toBe(0);

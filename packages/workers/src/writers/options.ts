@@ -14,10 +14,12 @@ export interface NormalizedOptions {
   target: string[] | null;
   /** `true` = every column. */
   returning: string[] | true | null;
+  /** Let NaN/±Infinity into columns that hold them (see InsertAllOptions). */
+  allowNonFinite: boolean;
 }
 
-const KNOWN = new Set(['onConflict', 'conflictTarget', 'returning']);
-const DEFAULTS: NormalizedOptions = { mode: 'raise', replace: null, target: null, returning: null };
+const KNOWN = new Set(['onConflict', 'conflictTarget', 'returning', 'allowNonFinite']);
+const DEFAULTS: NormalizedOptions = { mode: 'raise', replace: null, target: null, returning: null, allowNonFinite: false };
 
 function invalid(table: string, option: string, message: string): ThroughwayError {
   return new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `insertAll("${table}"): option \`${option}\` ${message}`, {
@@ -47,7 +49,7 @@ export function normalizeOptions(table: string, options: unknown): NormalizedOpt
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!KNOWN.has(key)) {
-      throw invalid(table, key, `is not an insertAll option (known: onConflict, conflictTarget, returning)`);
+      throw invalid(table, key, `is not an insertAll option (known: onConflict, conflictTarget, returning, allowNonFinite)`);
     }
   }
   const out: NormalizedOptions = { ...DEFAULTS };
@@ -80,6 +82,11 @@ export function normalizeOptions(table: string, options: unknown): NormalizedOpt
   const returning = o.returning;
   if (returning === true) out.returning = true;
   else if (returning !== undefined && returning !== false) out.returning = columnList(table, 'returning', returning);
+
+  if (o.allowNonFinite !== undefined) {
+    if (typeof o.allowNonFinite !== 'boolean') throw invalid(table, 'allowNonFinite', `must be a boolean, got ${describeValue(o.allowNonFinite)}`);
+    out.allowNonFinite = o.allowNonFinite;
+  }
   return out;
 }
 
@@ -87,6 +94,12 @@ export function normalizeOptions(table: string, options: unknown): NormalizedOpt
 export function checkInsertArguments(table: unknown, entries: unknown): asserts table is string {
   if (typeof table !== 'string' || table === '') {
     throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `insertAll(table): table must be a non-empty string, got ${describeValue(table)}`, {
+      details: { option: 'table' },
+    });
+  }
+  // No table name holds NUL: SQLite would cut the name there, Postgres refuses the query text.
+  if (table.includes('\0')) {
+    throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `insertAll(table): table must not contain a NUL character, got ${describeValue(table)}`, {
       details: { option: 'table' },
     });
   }

@@ -42,6 +42,8 @@ export interface ShapePlan {
   returning: string[] | null;
   /** Identifies the statement text apart from the row count; cache key material. */
   key: string;
+  /** NaN/±Infinity may be written where the column holds them (option `allowNonFinite`). */
+  allowNonFinite: boolean;
 }
 
 /** Quotes an identifier for SQLite and Postgres alike (both use standard double quotes). */
@@ -92,7 +94,8 @@ function keyCount(entry: object): number {
 
 /**
  * Groups entries by the keys whose value is not undefined, columns sorted so that key order does not
- * split groups. Exact, and used for the entries the fast path could not place.
+ * split groups. Exact (own enumerable keys only: `Object.keys`), and used for the entries the fast
+ * path could not place.
  */
 function groupByDefinedKeys(table: string, entries: readonly Entry[], all: readonly Entry[], groups: Map<string, Group>): Group[] {
   const added: Group[] = [];
@@ -129,7 +132,14 @@ function groupEntries(table: string, entries: readonly Entry[], check: (columns:
   const groups = new Map<string, Group>();
   const [first] = groupByDefinedKeys(table, [entries[0]], entries, groups);
   const width = first.columns.length;
-  const fits = (entry: Entry) => typeof entry === 'object' && entry !== null && !Array.isArray(entry) && keyCount(entry) === width;
+  // A for-in count equals the own enumerable key count only for plain objects: an entry with a
+  // prototype of its own (Object.create, a class) goes the exact way, so that no inherited
+  // property is taken for a column.
+  const fits = (entry: Entry) => {
+    if (typeof entry !== 'object' || entry === null) return false;
+    const proto = Object.getPrototypeOf(entry);
+    return (proto === Object.prototype || proto === null) && keyCount(entry) === width;
+  };
   // Indices, not entries: regrouped entries keep their input order among themselves.
   const dirty: number[] = [];
   let i = 1;
@@ -221,6 +231,7 @@ export function planInsert(table: TableMeta, entries: readonly Entry[], options:
       update,
       returning,
       key: JSON.stringify(group.columns) + optionKey,
+      allowNonFinite: options.allowNonFinite,
     };
   });
 }

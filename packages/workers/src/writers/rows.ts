@@ -18,15 +18,25 @@ export interface RowReader {
 const readers = new Map<string, RowReader>();
 const MAX_READERS = 512;
 
+/**
+ * The load of one column: `e["name"]`, or for a name `Object.prototype` has (`constructor`,
+ * `toString`, `__proto__`, ...) the entry's own value only: `e["constructor"]` of an entry without
+ * that key is Object, not absent, and `e["__proto__"]` its prototype.
+ */
+function load(column: string): string {
+  const name = JSON.stringify(column);
+  return column in Object.prototype ? `(Object.hasOwn(e, ${name}) ? e[${name}] : undefined)` : `e[${name}]`;
+}
+
 function compile(columns: readonly string[]): RowReader {
-  const names = columns.map((c) => JSON.stringify(c));
+  const names = columns.map(load);
   const undefinedAt = new Function(
     'entries',
     'from',
     `'use strict';
   for (let i = from; i < entries.length; i++) {
     const e = entries[i];
-    if (${names.map((n) => `e[${n}] === undefined`).join(' || ')}) return i;
+    if (${names.map((n) => `${n} === undefined`).join(' || ')}) return i;
   }
   return -1;`,
   ) as RowReader['undefinedAt'];
@@ -39,7 +49,7 @@ function compile(columns: readonly string[]): RowReader {
   let o = 0;
   for (let i = start; i < end; i++) {
     const e = entries[i];
-    ${names.map((n) => `out[o++] = e[${n}];`).join('\n    ')}
+    ${names.map((n) => `out[o++] = ${n};`).join('\n    ')}
   }`,
   ) as RowReader['read'];
   return { undefinedAt, read };

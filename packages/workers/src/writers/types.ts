@@ -8,17 +8,24 @@
  *
  * | value | SQLite | Postgres |
  * |---|---|---|
- * | string, number, bigint | as is | its text form, cast to the column's type |
+ * | string, finite number | as is | its text form, cast to the column's type |
+ * | bigint | as is, within 64 bits | its text form; within 64 bits for integer columns |
+ * | NaN, ±Infinity | refused; ±Infinity with `allowNonFinite` (SQLite has no NaN: it would store NULL) | refused; with `allowNonFinite`, written to `real`/`double precision`/`numeric` columns |
  * | boolean | `1` / `0` | `true` / `false` |
  * | `null` | NULL | NULL |
  * | `Date` | ISO 8601 UTC text (`toISOString()`) | ISO 8601 UTC text: exact for `timestamptz`; `timestamp without time zone` stores the UTC wall-clock time (like Ecto's naive UTC timestamps); `date` stores the UTC date; `time` columns need a string |
- * | `Buffer` / `Uint8Array` | BLOB | bytea |
+ * | `Buffer` / `Uint8Array` | BLOB | bytea only (into any other column: refused, it would become `\x...` text) |
  * | plain object / array | JSON text | JSON for `json`/`jsonb` (and any other non-array column); a Postgres array literal for array columns (`int[]`, `text[]`, ...) |
  *
- * A string written into a Postgres `json`/`jsonb` column is sent as is, so it must be JSON text
- * (as with the `pg` driver). `undefined` means "key absent" (see {@link Entry}). Values are
- * checked while writing (inside the call's transaction): a function or symbol rejects the call with
- * `ERR_THROUGHWAY_INVALID_VALUE` and nothing of it is kept.
+ * Objects without a faithful JSON form are refused instead of written lossily: a `Map` or `Set`
+ * (JSON.stringify makes `{}` of them), a BigInt inside an object, a circular object, a `toJSON`
+ * that returns undefined. A string written into a Postgres `json`/`jsonb` column is sent as is, so
+ * it is JSON text (as with the `pg` driver): `'42'` is stored as the number 42, and a JSON string
+ * needs `JSON.stringify(s)`. `undefined` means "key absent" (see {@link Entry}). Only an entry's own
+ * enumerable keys are columns (`Object.keys`): inherited properties are never written, and a column
+ * named `constructor` or `__proto__` is read from the entry's own key only. Values are checked while
+ * writing (inside the call's transaction): a refused value rejects the call with
+ * `ERR_THROUGHWAY_INVALID_VALUE` naming the column (`details.column`) and nothing of it is kept.
  *
  * @example
  * { id: 1, paid: true, total: 12.5n, at: new Date(), payload: { items: [1, 2] }, tags: ['a', 'b'], raw: Buffer.from('x') }
@@ -107,6 +114,12 @@ export interface InsertAllOptions {
    * returned. Values are as the driver reads them (pg parses `int8` as a string, for instance).
    */
   returning?: readonly string[] | boolean;
+  /**
+   * Write NaN and ±Infinity where the column holds them: Postgres `real`, `double precision` and
+   * `numeric` columns (every non-finite number) and SQLite (±Infinity only: SQLite has no NaN).
+   * Default false: a non-finite number rejects the call with `ERR_THROUGHWAY_INVALID_VALUE`.
+   */
+  allowNonFinite?: boolean;
 }
 
 /**

@@ -24,16 +24,66 @@ export function unwritable(value: unknown): ThroughwayError {
   return new ThroughwayError('ERR_THROUGHWAY_INVALID_VALUE', `${describeValue(value)} cannot be written to a column`);
 }
 
+function invalidValue(message: string): ThroughwayError {
+  return new ThroughwayError('ERR_THROUGHWAY_INVALID_VALUE', message);
+}
+
 /**
- * The value better-sqlite3 should bind for `value`: strings, numbers, bigints, null and bytes as
- * they are; booleans as 1/0; Dates as ISO text; other objects as JSON text.
+ * The error for NaN or ±Infinity: SQLite stores NaN as NULL without a word, and most columns of
+ * either database cannot hold them. `allowNonFinite` lets ±Infinity into SQLite and every
+ * non-finite number into a Postgres float or numeric column.
  */
-export function sqliteValue(value: unknown): unknown {
-  if (typeof value === 'string' || typeof value === 'number') return value;
+export function nonFinite(value: number, where: string): ThroughwayError {
+  return invalidValue(`${String(value)} is not a finite number; ${where}`);
+}
+
+/** The 64-bit signed range: what SQLite's INTEGER and Postgres's bigint hold. */
+export const INT64_MIN = -(2n ** 63n);
+export const INT64_MAX = 2n ** 63n - 1n;
+
+/** Throws `ERR_THROUGHWAY_INVALID_VALUE` for a bigint outside the 64-bit signed range. */
+export function int64(value: bigint): bigint {
+  if (value < INT64_MIN || value > INT64_MAX) throw invalidValue(`the BigInt ${value} is outside the 64-bit integer range (-2^63 to 2^63-1)`);
+  return value;
+}
+
+/**
+ * JSON text of an object for a TEXT or json column. Refused instead of written lossily or handed
+ * to the driver raw: a Map or Set (JSON.stringify makes `{}` of it), a BigInt inside the object, a
+ * circular structure, a `toJSON` that returns undefined, and functions or symbols at the top.
+ */
+export function jsonText(value: unknown): string {
+  if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet) {
+    throw invalidValue(`a ${value.constructor.name} has no JSON form (JSON.stringify writes {}); convert it first (Object.fromEntries, Array.from)`);
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    // "Do not know how to serialize a BigInt", "Converting circular structure to JSON", a throwing toJSON.
+    throw new ThroughwayError('ERR_THROUGHWAY_INVALID_VALUE', `cannot be written as JSON: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  if (text === undefined) throw invalidValue(`${describeValue(value)} has no JSON form (its toJSON returned undefined, or it is a function or symbol)`);
+  return text;
+}
+
+/**
+ * The value better-sqlite3 should bind for `value`: strings, finite numbers, 64-bit bigints, null
+ * and bytes as they are; booleans as 1/0; Dates as ISO text; other objects as JSON text (see
+ * {@link jsonText}). NaN is always refused (SQLite has no NaN: it would store NULL); ±Infinity
+ * only passes with `allowNonFinite`.
+ */
+export function sqliteValue(value: unknown, allowNonFinite = false): unknown {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') {
+    if (value - value === 0 || (allowNonFinite && value === value)) return value;
+    throw nonFinite(value, allowNonFinite ? 'SQLite cannot store NaN (it would become NULL)' : 'pass `allowNonFinite: true` to write ±Infinity (SQLite cannot store NaN)');
+  }
   if (value instanceof Date) return dateText(value);
-  if (value === null || typeof value === 'bigint' || value instanceof Uint8Array) return value;
+  if (value === null || value instanceof Uint8Array) return value;
+  if (typeof value === 'bigint') return int64(value);
   if (typeof value === 'boolean') return value ? 1 : 0;
-  if (typeof value === 'object') return JSON.stringify(value);
+  if (typeof value === 'object') return jsonText(value);
   throw unwritable(value);
 }
 
@@ -52,7 +102,7 @@ export function locateValueError(
   for (let i = 0; i < entries.length; i++) {
     for (const column of columns) {
       try {
-        convert(entries[i][column], column);
+        convert(Object.prototype.hasOwnProperty.call(entries[i], column) ? entries[i][column] : undefined, column);
       } catch {
         return new ThroughwayError(
           'ERR_THROUGHWAY_INVALID_VALUE',

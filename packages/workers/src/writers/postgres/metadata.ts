@@ -13,11 +13,30 @@ import { quoteIdent, type ColumnMeta, type TableMeta } from '../plan.js';
  */
 export type PgKind = 'plain' | 'json' | 'array';
 
+/**
+ * What a column's base type accepts beyond text, for the value checks of encode.ts: `float`
+ * (real, double precision, numeric: NaN and ±Infinity), `integer` (smallint, integer, bigint: a
+ * BigInt must fit 64 bits), `bytea` (bytes), `other`; `element` is an element of an array column,
+ * whose type is not looked at.
+ */
+export type PgFamily = 'float' | 'integer' | 'bytea' | 'other' | 'element';
+
+const FAMILIES = new Map<string, PgFamily>([
+  ['700', 'float'],
+  ['701', 'float'],
+  ['1700', 'float'],
+  ['20', 'integer'],
+  ['21', 'integer'],
+  ['23', 'integer'],
+  ['17', 'bytea'],
+]);
+
 export interface PgColumn extends ColumnMeta {
   /** `format_type(type, NULL)`: without the typmod, so a cast never truncates varchar(n) silently;
    * the column's own typmod still applies (with an error) when the row is stored. */
   type: string;
   kind: PgKind;
+  family: PgFamily;
   /** The element type of the unnest parameter array, e.g. `bigint` for `bigint[]`, `text` for array columns. */
   paramType: string;
 }
@@ -99,6 +118,7 @@ export async function loadPostgresTable(client: pg.ClientBase, table: string): P
       writable: row.generated === 'false',
       type: row.type,
       kind,
+      family: FAMILIES.get(row.base_oid) ?? 'other',
       paramType: kind === 'array' || row.has_array === 'false' ? 'text' : row.type,
     });
     order.push(row.attname);

@@ -15,7 +15,7 @@ import type { Entry, EntryOf, InsertAllOptions, InsertAllResult, Repo } from '..
 import { readAll } from '../rows.js';
 import { locateValueError } from '../values.js';
 import { copyFromStdin } from './copy.js';
-import { columnParameter, copyChunks, pgText } from './encode.js';
+import { columnParameter, copyChunks, pgText, type PgTarget } from './encode.js';
 import { loadPostgresTable, type PgTable } from './metadata.js';
 
 /**
@@ -158,25 +158,28 @@ class PostgresRepo implements Repo {
     for (const plan of plans) {
       const n = plan.entries.length;
       const width = plan.columns.length;
-      const kinds = plan.columns.map((c) => cache.meta.columns.get(c)!.kind);
+      const targets: PgTarget[] = plan.columns.map((c) => {
+        const { kind, family } = cache.meta.columns.get(c)!;
+        return { kind, family, allowNonFinite: plan.allowNonFinite };
+      });
       const values = readAll(plan.reader, width, plan.entries);
       try {
         if (plan.update === null && plan.returning === null && n >= COPY_MIN_ROWS) {
           steps.push({
             copy: `COPY ${cache.meta.sql} (${columnList(plan.columns)}) FROM STDIN`,
-            chunks: copyChunks(values, width, 0, n, kinds),
+            chunks: copyChunks(values, width, 0, n, targets),
           });
           continue;
         }
         const statement = this.#unnestStatement(cache, plan);
         for (let start = 0; start < n; start += UNNEST_MAX_ROWS) {
           const end = Math.min(n, start + UNNEST_MAX_ROWS);
-          const parameters = kinds.map((kind, c) => columnParameter(values, width, c, start, end, kind));
+          const parameters = targets.map((target, c) => columnParameter(values, width, c, start, end, target));
           steps.push({ name: statement.name, text: statement.text, values: parameters });
         }
       } catch (error) {
         throw locateValueError(error, cache.meta.display, plan.entries, plan.columns, (value, column) =>
-          value === null ? null : pgText(value, kinds[plan.columns.indexOf(column)]),
+          value === null ? null : pgText(value, targets[plan.columns.indexOf(column)]!),
         );
       }
     }

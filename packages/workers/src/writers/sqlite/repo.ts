@@ -109,7 +109,7 @@ class SqliteRepo implements Repo {
   }
 
   #writeShape(cache: TableCache, plan: ShapePlan, result: InsertAllResult): void {
-    const { columns, entries, reader } = plan;
+    const { columns, entries, reader, allowNonFinite } = plan;
     const width = columns.length;
     const total = entries.length;
     const maxRows = Math.max(1, Math.min(PREFERRED_ROWS, Math.floor(this.#maxVariables / width)));
@@ -129,11 +129,13 @@ class SqliteRepo implements Repo {
         let lastValue: unknown = undefined;
         for (let k = 0; k < params.length; k++) {
           const value = params[k];
-          if (typeof value === 'string' || typeof value === 'number') continue;
-          params[k] = value === lastObject ? lastValue : (lastValue = sqliteValue((lastObject = value)));
+          if (typeof value === 'string') continue;
+          // A finite number: x - x is 0 (NaN and ±Infinity give NaN).
+          if (typeof value === 'number' && value - value === 0) continue;
+          params[k] = value === lastObject ? lastValue : (lastValue = sqliteValue((lastObject = value), allowNonFinite));
         }
       } catch (error) {
-        throw locateValueError(error, cache.meta.display, entries.slice(start, start + rows), columns, sqliteValue);
+        throw locateValueError(error, cache.meta.display, entries.slice(start, start + rows), columns, (value) => sqliteValue(value, allowNonFinite));
       }
       if (result.rows) {
         const returned = statement.all(params) as Record<string, unknown>[];
