@@ -123,25 +123,45 @@ export function logStreamOver(stderr: NodeJS.WritableStream): { stream: { write(
   };
 }
 
+interface Signals {
+  /** Resolves with the first signal's name. */
+  signal: Promise<string>;
+  /** The first signal's name, if one arrived. */
+  received: () => string | undefined;
+  /** Where the warnings go from now on. */
+  useLogger: (logger: Logger) => void;
+  dispose: () => void;
+}
+
+/**
+ * The watch of the runDemo call in progress: installed for the whole run (enqueueing, the
+ * pipeline, the final check and the summary), so that a signal outside the pipeline's run does
+ * not kill the process before it has printed its summary.
+ */
+let runWatch: Signals | undefined;
+
 /** Resolves with the signal's name on the first SIGINT/SIGTERM; a second one exits at once. */
-function watchSignals(enabled: boolean, logger: Logger): { signal: Promise<string>; dispose: () => void } {
-  if (!enabled) return { signal: new Promise(() => undefined), dispose: () => undefined };
+function watchSignals(enabled: boolean, initial: Logger | undefined): Signals {
+  if (!enabled) return { signal: new Promise(() => undefined), received: () => undefined, useLogger: () => undefined, dispose: () => undefined };
+  let logger = initial;
   let received: string | undefined;
   let resolve!: (name: string) => void;
   const signal = new Promise<string>((r) => (resolve = r));
   const handler = (name: NodeJS.Signals): void => {
     if (received) {
-      logger.warn(`second ${name}: exiting without draining; unacked events stay in the queue`);
+      logger?.warn(`second ${name}: exiting without draining; unacked events stay in the queue`);
       process.exit(name === 'SIGINT' ? 130 : 143);
     }
     received = name;
-    logger.warn(`${name}: draining (in-flight batches are written and acked); press Ctrl-C again to quit at once`);
+    logger?.warn(`${name}: draining (in-flight batches are written and acked); press Ctrl-C again to quit at once`);
     resolve(name);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return {
     signal,
+    received: () => received,
+    useLogger: (l) => (logger = l),
     dispose: () => {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
@@ -157,12 +177,22 @@ function watchSignals(enabled: boolean, logger: Logger): { signal: Promise<strin
  * const { summary } = await runDemo(parseArgs(['--events', '5000', '--json']))
  */
 export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Promise<RunResult> {
-  if (options.source === 'postgres') return runPostgresDemo(options, io);
+  const watch = (runWatch = watchSignals(io.signals, undefined));
+  try {
+    return await (options.source === 'postgres' ? runPostgresDemo(options, io) : runSqliteDemo(options, io, watch));
+  } finally {
+    watch.dispose();
+    runWatch = undefined;
+  }
+}
+
+async function runSqliteDemo(options: DemoOptions, io: RunIO, watch: Signals): Promise<RunResult> {
   const target = parseDatabase(options.database);
   const queueFile = options.queue ? path.resolve(options.queue) : defaultQueuePath(target);
   const logs = logStreamOver(io.stderr);
   const logger = createLogger(options.logLevel, logs.stream, io.tty);
   logger.info(`Mystex Pizza on ${describeTarget(target)}, queue ${queueFile}`);
+  watch.useLogger(logger);
 
   await prepareTarget(target);
   const queueDb = openQueue(queueFile);
@@ -183,8 +213,12 @@ export async function runDemo(options: DemoOptions, io: RunIO = defaultIO()): Pr
     let tables: TableState | undefined;
     let check: CheckResult | null = null;
     if (state.remaining === 0) {
+      logger.info("checking the tables against the generator's tally");
       tables = await readTables(target);
       check = compare(filled.tally, tables, state);
+      const late = watch.received();
+      // Nothing was left to drain: the check is finished and reported as usual.
+      if (late && !run.interruptedBy) logger.warn(`${late} arrived after the pipeline had finished; the final check ran to its end`);
     } else if (!run.interruptedBy) {
       logger.error(`the pipeline stopped with ${int(state.remaining)} events left in the queue`);
     }
@@ -273,7 +307,10 @@ export async function runPipeline(
   const source = run.source;
   const workers = startWorkers(options, target, run, logger);
   const stopWarning = warnOnFailedBatches(logger);
-  const signals = watchSignals(io.signals, logger);
+  // The watch of the whole run when runDemo made one (it outlives the pipeline), else our own.
+  const signals = runWatch ?? watchSignals(io.signals, logger);
+  const ownWatch = signals !== runWatch;
+  signals.useLogger(logger);
   const started = performance.now();
   const cpu = process.cpuUsage();
   let pipeline: Pipeline | undefined;
@@ -339,6 +376,6 @@ export async function runPipeline(
     throw error;
   } finally {
     stopWarning();
-    signals.dispose();
+    if (ownWatch) signals.dispose();
   }
 }
