@@ -15,6 +15,12 @@ export const QUEUE_ACK_DELAY_MS = 10;
 export const QUEUE_ACK_MAX_WAIT_MS = 500;
 /** Queue mode: this many waiting acks are written at once, gaps and all. */
 export const QUEUE_ACK_MAX_WAITING = 32_768;
+/**
+ * Queue mode: an ack arriving this long after the last timed write does that write itself. A
+ * busy inline pipeline runs call after call in microtasks and may not let the timer run for
+ * seconds: its acks then waited past the rows' leases, which ran out and handed the rows out again.
+ */
+export const QUEUE_ACK_STARVED_MS = 50;
 
 /** Counters of one queue producer. */
 export interface QueueStats {
@@ -67,6 +73,8 @@ export class QueueAckRef {
   readonly maxWaitMs: number;
   #window = new AckWindow();
   #timer: NodeJS.Timeout | undefined;
+  /** When the timed write last ran (or the ref was made). */
+  #lastTick = Date.now();
   #closed = false;
 
   constructor(store: QueueStoreLike, stats: QueueStats, backoff: BackoffFunction, leaseMs: number) {
@@ -115,6 +123,7 @@ export class QueueAckRef {
     // seconds, while the rows' leases run out.
     if (window.waiting >= QUEUE_ACK_MAX_WAITING) this.#writeNow(window.takeOlderThan(Infinity));
     else if (window.ready >= QUEUE_ACK_BATCH) this.#writeNow(window.takeReady());
+    else if (now - this.#lastTick >= QUEUE_ACK_STARVED_MS) this.#tick(now);
     this.#schedule();
     return promise;
   }
@@ -130,11 +139,17 @@ export class QueueAckRef {
     if (this.#timer !== undefined || this.#window.waiting === 0) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      const window = this.#window;
-      const cutoff = Date.now() - this.maxWaitMs;
-      this.#writeNow(window.oldest <= cutoff ? window.takeOlderThan(cutoff + 1) : window.takeReady());
+      this.#tick(Date.now());
       this.#schedule();
     }, QUEUE_ACK_DELAY_MS);
+  }
+
+  // The timed write: the resolved prefix, and acks held back behind a slow row past maxWaitMs.
+  #tick(now: number): void {
+    this.#lastTick = now;
+    const window = this.#window;
+    const cutoff = now - this.maxWaitMs;
+    this.#writeNow(window.oldest <= cutoff ? window.takeOlderThan(cutoff + 1) : window.takeReady());
   }
 
   // For writes nobody awaits: their outcome reaches the acks through their tickets.

@@ -204,6 +204,9 @@ function backoffFrom(path: string, value: unknown): BackoffFunction {
     };
   }
   const b = plainObject(path, value);
+  // A Date or a class instance is an object too, and has none of the keys: not a silent default.
+  const proto = Object.getPrototypeOf(b);
+  if (proto !== Object.prototype && proto !== null) invalid(path, 'a plain object { baseMs?, maxMs? } or a function', value);
   onlyKeys(path, b, ['baseMs', 'maxMs']);
   const baseMs = integer(`${path}.baseMs`, b.baseMs, 1000, 0, MAX_TIMER_MS);
   const maxMs = integer(`${path}.maxMs`, b.maxMs, Math.max(60_000, baseMs), 0, MAX_TIMER_MS);

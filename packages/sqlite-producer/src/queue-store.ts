@@ -122,9 +122,10 @@ export const RESCAN_INTERVAL_MS = 1000;
  *
  * The scan starts after the highest id this store claimed (ids only grow: AUTOINCREMENT), so
  * it does not walk over rows still in flight at the head of the queue; a rescan from the start
- * finds what became ready behind it: when the fresh rows run out, when a row this store sent
- * back for a retry becomes ready, when a lease expired, and at least every RESCAN_INTERVAL_MS
- * (for rows retried by other processes and rows enqueued with a later `availableAt`).
+ * finds what became ready behind it: when a row this store sent back for a retry becomes ready,
+ * when a lease expired, after this store gave rows back, and at least every RESCAN_INTERVAL_MS
+ * (for rows retried or given back by other processes and rows enqueued with a later
+ * `availableAt`), not on every claim that finds no fresh rows.
  */
 /**
  * A queue store on this thread (QueueStore: synchronous) or on its own thread (ThreadedQueueStore:
@@ -217,6 +218,8 @@ export class QueueStore implements QueueStoreLike {
         }
       })
       .immediate();
+    // They are behind the scan position now.
+    this.#rescanAt = Date.now();
   }
 
   /** Moves the end of these leases of this store to `leaseMs` from now (rows waiting in a buffer). */
@@ -251,9 +254,11 @@ export class QueueStore implements QueueStoreLike {
         after = lastId;
         continue;
       }
-      // The rows after `after` ran out: look behind the scan position once for rows that
-      // became ready there (retries, expired leases, rows scheduled for later).
-      if (rescanned) break;
+      // The rows after `after` ran out. Rows behind the scan position are looked for only when
+      // some may have become ready there (a retry of this store came due, a lease expired, rows
+      // were given back) or RESCAN_INTERVAL_MS passed: rescanning on every poll while every row
+      // is in flight walked all of them each time, and starved a busy process of its CPU.
+      if (rescanned || (now - this.#lastRescan < RESCAN_INTERVAL_MS && now < this.#rescanAt)) break;
       rescanned = true;
       this.#startRescan(now);
       after = 0;

@@ -51,6 +51,7 @@ describe('numeric options have ranges', () => {
 
   test('backoff bounds, cursor timers, and the largest accepted values', () => {
     expect(thrown(() => sqliteQueue({ database: 'q.db', backoff: { maxMs: 2 ** 31 } })).details.path).toBe('sqliteQueue.backoff.maxMs');
+    expect(thrown(() => sqliteQueue({ database: 'q.db', backoff: new Date() as never })).details.path).toBe('sqliteQueue.backoff');
     expect(thrown(() => sqliteCursor({ database: 'q.db', table: 't', pollInterval: 2 ** 31 })).details.path).toBe('sqliteCursor.pollInterval');
     expect(thrown(() => sqliteCursor({ database: 'q.db', table: 't', busyTimeout: 2 ** 40 })).details.path).toBe('sqliteCursor.busyTimeout');
     const o = sqliteQueue({ database: 'q.db', leaseMs: 2 ** 31 - 1, pollInterval: 2 ** 31 - 1, busyTimeout: 2 ** 31 - 1, maxAttempts: 1e6, maxDeliveries: 1e6, prefetch: 1e6, prefetchBytes: 2 ** 32 }).options;

@@ -17,9 +17,11 @@ describe.each(QUEUE_CASES)('queue through a pipeline [$runtime, store thread: $t
     const file = tmpDb();
     migrate(file);
     enqueue(file, Array.from({ length: 5000 }, (_, i) => `ok:${i}`));
-    const source = sqliteQueue({ database: file, pollInterval: 10, thread });
+    // A lease longer than the wait below: on a loaded machine the inline runtime has taken 30 s
+    // for these rows, and an expired lease would (rightly) hand rows out twice.
+    const source = sqliteQueue({ database: file, pollInterval: 10, thread, leaseMs: 120_000 });
     const pipeline = await Pipeline.start({ name: `sqlite-${runtime}-${thread}-all`, handlers, producer: { module: source, concurrency: 2 }, processors: { default: { runtime, concurrency: 2 } } });
-    await waitFor(() => source.stats().acked === 5000, 'all rows acked', 50_000);
+    await waitFor(() => source.stats().acked === 5000, 'all rows acked', 55_000);
     const result = await pipeline.stop();
     expect(result.unacked).toBe(0);
     expect(countPending(file)).toBe(0);

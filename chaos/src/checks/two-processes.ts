@@ -1,0 +1,65 @@
+/**
+ * Two processes share one queue file and are killed in turn (SIGKILL at random moments, the
+ * killed one restarted at once; its leases run out after `leaseMs` and the other process takes
+ * its rows over). At the end every row must have been processed (lost 0), none dead-lettered, and
+ * no row handled twice by one live process (a second delivery while the first was in flight).
+ * Rows handled by two processes are the at-least-once cost of the kills, and are reported.
+ */
+import Database from 'better-sqlite3';
+import { deadLetters, enqueue, migrate } from '@throughway/sqlite-producer';
+import { childScript, killNow, sleep, startNode, tempPlace, type Check, type CheckContext, type CheckResult, type Child } from '../util.js';
+
+export function twoProcesses(): Check {
+  return {
+    name: 'two-processes',
+    async run(context: CheckContext): Promise<CheckResult> {
+      const rows = context.short ? 2000 : 20_000;
+      const kills = context.short ? 4 : 12;
+      const tmp = tempPlace('two');
+      const database = tmp.path('queue.db');
+      const side = tmp.path('side.db');
+      const start = (untilDone = false): Child =>
+        startNode(childScript('queue-worker'), [JSON.stringify({ database, side, leaseMs: 4000, delayMs: 1, untilDone })]);
+      let peak = 0;
+      try {
+        migrate(database);
+        enqueue(database, Array.from({ length: rows }, (_, i) => String(i + 1)));
+        const workers: Child[] = [start(), start()];
+        for (let k = 0; k < kills; k++) {
+          const i = k % 2;
+          await sleep(context.random.int(300, 2000));
+          peak = Math.max(peak, workers[i]!.peakRssMb());
+          await killNow(workers[i]!);
+          workers[i] = start();
+        }
+        // Both run on until the queue is empty; then each stops.
+        for (const w of workers) await killNow(w);
+        const a = start(true);
+        const b = start(true);
+        const [ea, eb] = await Promise.all([a.exited, b.exited]);
+        peak = Math.max(peak, a.peakRssMb(), b.peakRssMb());
+        if (ea.code !== 0 || eb.code !== 0) return { name: this.name, ok: false, counts: { kills }, note: `a final worker failed:\n${a.output().slice(-1500)}\n${b.output().slice(-1500)}` };
+        const db = new Database(side, { readonly: true });
+        const processed = db.prepare('SELECT id, pid FROM processed').raw().all() as [number, number][];
+        db.close();
+        const byId = new Map<number, number[]>();
+        for (const [id, pid] of processed) byId.set(id, [...(byId.get(id) ?? []), pid]);
+        let lost = 0;
+        let duplicates = 0;
+        let twiceInOneProcess = 0;
+        for (let id = 1; id <= rows; id++) {
+          const pids = byId.get(id) ?? [];
+          if (pids.length === 0) lost++;
+          if (pids.length > 1) duplicates++;
+          if (new Set(pids).size < pids.length) twiceInOneProcess++;
+        }
+        const wronglyDead = deadLetters(database).length;
+        const ok = lost === 0 && wronglyDead === 0 && twiceInOneProcess === 0;
+        const note = `${rows} rows, leaseMs 4000, prefetch 200; ${duplicates} rows handled by two processes (in flight at a kill), ${twiceInOneProcess} twice by one process`;
+        return { name: this.name, ok, counts: { kills, lost, wronglyDead, duplicates, peakRssMb: peak }, note };
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  };
+}
