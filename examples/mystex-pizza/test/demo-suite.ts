@@ -80,6 +80,12 @@ async function waitForProgress(queue: string, events: number, share: number, chi
   throw new Error(`no progress within 60 s:\n${child.output()}`);
 }
 
+/**
+ * Tests that run the demo two or three times: on a loaded 2-core machine (CI beside other jobs) a
+ * small demo run has taken 10-20 s, and these took 52-60 s against vitest's 60 s default.
+ */
+const DEMO_RUNS_TIMEOUT_MS = 180_000;
+
 export function demoSuite(fixture: DemoFixture, events: { small: number; interrupted: number; rateLimit: string }): void {
   describe(`the demo on ${fixture.name}`, () => {
     afterAll(() => fixture.cleanup());
@@ -135,7 +141,7 @@ export function demoSuite(fixture: DemoFixture, events: { small: number; interru
       expect(await fixture.snapshot(killed)).toEqual(await fixture.snapshot(whole));
       const letters = (place: Place) => deadLetters(place.queue).map((r) => [r.id, r.last_error]);
       expect(letters(killed)).toEqual(letters(whole));
-    });
+    }, DEMO_RUNS_TIMEOUT_MS);
 
     it('drains on SIGINT, says how far it got, and a rerun finishes the rest', async () => {
       const n = String(events.interrupted);
@@ -157,7 +163,7 @@ export function demoSuite(fixture: DemoFixture, events: { small: number; interru
       expect(rerun.code, rerun.stderr).toBe(0);
       expect(done.processed).toBe(events.interrupted - summary.processed);
       expect(done.check?.ok).toBe(true);
-    });
+    }, DEMO_RUNS_TIMEOUT_MS);
 
     it('refuses to mix runs: a queue of another seed is not resumed with this one', async () => {
       const place = fixture.place('mixed');
