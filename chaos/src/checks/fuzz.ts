@@ -12,6 +12,8 @@ import { fuzzCases, type FuzzGroup } from './fuzz-cases.js';
  * threads without bound (`concurrency: 1e12`) costs the shared machine ~0.1 GB a second.
  */
 const CASE_TIMEOUT_MS = { short: 4000, full: 10_000 };
+/** A child that has not started its first case after this long is stuck (timed apart from cases). */
+const STARTUP_TIMEOUT_MS = 60_000;
 
 export function fuzz(group: FuzzGroup, expectedFailure?: string): Check {
   return {
@@ -29,13 +31,16 @@ export function fuzz(group: FuzzGroup, expectedFailure?: string): Check {
           const child = startNode(childScript('fuzz-run'), [JSON.stringify({ seed: context.seed, group, from, dir: tmp.dir })], { nodeArgs: ['--max-old-space-size=512'] });
           let lastAnswered = from - 1;
           let inFlight = -1;
+          /** When the case in flight started (a child's start-up is not timed as a case). */
+          let inFlightSince = Date.now();
           const seen = new Set<number>();
           const read = () => {
             for (const line of child.output().split('\n')) {
               if (!line.startsWith('{"i":')) continue;
               const r = JSON.parse(line) as { i: number; start?: boolean; code?: string | null; started?: boolean; message?: string };
               if (r.start) {
-                inFlight = r.i;
+                if (inFlight !== r.i && !seen.has(r.i)) inFlightSince = Date.now();
+                inFlight = seen.has(r.i) ? inFlight : r.i;
                 continue;
               }
               if (seen.has(r.i)) continue;
@@ -49,17 +54,14 @@ export function fuzz(group: FuzzGroup, expectedFailure?: string): Check {
             }
           };
           let timedOut = false;
-          let answeredAt = Date.now();
-          let lastSeen = lastAnswered;
+          const spawnedAt = Date.now();
           for (;;) {
             const exited = await Promise.race([child.exited.then(() => true), sleep(100).then(() => false)]);
             read();
-            if (lastAnswered !== lastSeen) {
-              lastSeen = lastAnswered;
-              answeredAt = Date.now();
-            }
             if (exited) break;
-            if (Date.now() - answeredAt > CASE_TIMEOUT_MS[context.short ? 'short' : 'full']) {
+            const limit = CASE_TIMEOUT_MS[context.short ? 'short' : 'full'];
+            const stuck = inFlight >= 0 ? Date.now() - inFlightSince > limit : Date.now() - spawnedAt > STARTUP_TIMEOUT_MS;
+            if (stuck) {
               timedOut = true;
               child.process.kill('SIGKILL');
               await child.exited;
