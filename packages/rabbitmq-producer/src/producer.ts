@@ -139,14 +139,16 @@ export class RabbitmqProducer implements Producer<ThroughwayMessage> {
             onMessage: (s, m) => this.#received(s, m),
             onLost: (s, reason) => this.#lost(s, reason),
           });
-          if (session.lost) throw new ThroughwayError('ERR_THROUGHWAY_RABBITMQ_CONNECT', `the connection to ${redact(urls[i]!)} closed while it was being set up`);
-          this.#nextUrl = i;
-          if (this.#draining) {
-            if (this.#session === session) this.#dropSession();
+          if (session.lost || this.#draining) {
+            // Lost while being set up, or no longer wanted: what it delivered meanwhile waits in
+            // the buffer and goes back to the broker with it.
+            this.#dropSession();
             await closeSession(session);
             session.ledger.kill();
-            return;
+            if (this.#draining) return;
+            throw new ThroughwayError('ERR_THROUGHWAY_RABBITMQ_CONNECT', `the connection to ${redact(urls[i]!)} closed while it was being set up`);
           }
+          this.#nextUrl = i;
           this.#session = session;
           this.#backoff.reset();
           this.#stats.connects++;
@@ -173,9 +175,9 @@ export class RabbitmqProducer implements Producer<ThroughwayMessage> {
   #received(session: Session, m: ConsumeMessage): void {
     const tag = m.fields.deliveryTag;
     session.ledger.delivered(tag);
-    // Deliveries may come before consume-ok, while #connect still awaits the session.
-    if (this.#session === undefined && !this.#draining) this.#session = session;
-    if (this.#draining || session !== this.#session) {
+    // Deliveries may come before consume-ok, while #connect still awaits the session: with no
+    // current session they are buffered, and dropped with the session if it never becomes current.
+    if (this.#draining || (this.#session !== undefined && session !== this.#session)) {
       // Arrived after basic.cancel was sent (or on a session being closed): back to the queue.
       session.ledger.reject(tag, true, true);
       session.ledger.flush();
