@@ -27,10 +27,12 @@ export interface QueueStats {
   errors: number;
   /** Connections lost and found again. */
   reconnects: number;
+  /** `VACUUM`s of the queue table this producer ran (see `vacuumEvery`). */
+  vacuums: number;
 }
 
 export function emptyStats(): QueueStats {
-  return { claimed: 0, acked: 0, committed: 0, retried: 0, deadLettered: 0, stale: 0, errors: 0, reconnects: 0 };
+  return { claimed: 0, acked: 0, committed: 0, retried: 0, deadLettered: 0, stale: 0, errors: 0, reconnects: 0, vacuums: 0 };
 }
 
 /** What a queue message carries for its acknowledger (`message.acknowledger.data`). */
@@ -66,6 +68,8 @@ export class QueueAckRef {
   #backoff: BackoffFunction;
   #maxReconnectDelay: number;
   #report: (error: unknown) => void;
+  /** Told how many rows each ack write changed (the vacuum counts them). */
+  onWritten: (rows: number) => void = () => undefined;
   #entries: AckEntry[] = [];
   #tickets: Ticket[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -137,6 +141,7 @@ export class QueueAckRef {
         this.stats.retried += counts.retried;
         this.stats.deadLettered += counts.deadLettered;
         this.stats.stale += counts.stale;
+        this.onWritten(counts.acked + counts.retried + counts.deadLettered);
         for (const t of tickets) t.settle();
       },
       (error) => {

@@ -55,6 +55,12 @@ export interface PostgresQueueOptions {
   applicationName?: string;
   /** Upper bound of the reconnect backoff after a lost connection. 10 ms to 10 min; default 5000 ms. */
   maxReconnectDelay?: number;
+  /**
+   * Run `VACUUM (SKIP_LOCKED)` on the queue table after every this many rows this producer acked,
+   * retried or dead-lettered, instead of waiting for autovacuum (see the README's health notes).
+   * 0 turns it off. 0 to 10,000,000; default 50,000.
+   */
+  vacuumEvery?: number;
   /** Called once per failure episode (a lost connection, a failed claim or ack), not once per row. Default: a process warning. */
   onError?: (error: unknown) => void;
 }
@@ -74,6 +80,7 @@ export interface ResolvedQueueOptions {
   listen: boolean;
   applicationName: string;
   maxReconnectDelay: number;
+  vacuumEvery: number;
   onError: (error: unknown) => void;
 }
 
@@ -166,7 +173,7 @@ function backoffFrom(path: string, value: unknown): BackoffFunction {
   return exponentialBackoff(baseMs, maxMs);
 }
 
-const QUEUE_KEYS = ['connection', 'table', 'leaseMs', 'pollInterval', 'maxAttempts', 'maxDeliveries', 'backoff', 'onSuccess', 'prefetch', 'metadata', 'migrate', 'listen', 'applicationName', 'maxReconnectDelay', 'onError'];
+const QUEUE_KEYS = ['connection', 'table', 'leaseMs', 'pollInterval', 'maxAttempts', 'maxDeliveries', 'backoff', 'onSuccess', 'prefetch', 'metadata', 'migrate', 'listen', 'applicationName', 'maxReconnectDelay', 'vacuumEvery', 'onError'];
 
 /** Checks the options of `postgresQueue` and fills in the defaults. */
 export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
@@ -191,6 +198,7 @@ export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
     listen: boolean('postgresQueue.listen', o.listen, true),
     applicationName,
     maxReconnectDelay: ranged('postgresQueue.maxReconnectDelay', o.maxReconnectDelay, 5000, 10, 600_000),
+    vacuumEvery: ranged('postgresQueue.vacuumEvery', o.vacuumEvery, 50_000, 0, 10_000_000),
     onError: onErrorFrom('postgresQueue.onError', o.onError),
   };
 }

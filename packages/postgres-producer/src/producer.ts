@@ -8,6 +8,7 @@ import { NotifyListener } from './listener.js';
 import { migrate } from './migrate.js';
 import { resolveQueueOptions, type PostgresQueueOptions, type ResolvedQueueOptions } from './options.js';
 import { QueueStore, type ClaimedRow } from './queue-store.js';
+import { QueueVacuum } from './vacuum.js';
 
 /** A prefetched row and when it was claimed (it is given back before its lease could run out). */
 interface Held {
@@ -42,6 +43,7 @@ export class PostgresQueueProducer implements Producer<ThroughwayMessage> {
   #store: QueueStore | undefined;
   #ref: QueueAckRef | undefined;
   #listener: NotifyListener | undefined;
+  #vacuum: QueueVacuum | undefined;
   #controller: ProducerController | undefined;
   #leasedBy = '';
   #owed = 0;
@@ -84,6 +86,8 @@ export class PostgresQueueProducer implements Producer<ThroughwayMessage> {
       if (o.migrate) await migrate(this.#pool.pool, { table: o.table });
       this.#store = new QueueStore(this.#pool.pool, o.table, o);
       this.#ref = new QueueAckRef(this.#store, this.#stats, o.backoff, o.maxReconnectDelay, (error) => this.#failed(error));
+      const vacuum = (this.#vacuum = new QueueVacuum(this.#pool.pool, this.#store.names.q, o.vacuumEvery, (error) => this.#failed(error)));
+      this.#ref.onWritten = (rows) => vacuum.written(rows);
       if (o.listen) {
         this.#listener = new NotifyListener({
           connection: o.connection,
@@ -132,14 +136,15 @@ export class PostgresQueueProducer implements Producer<ThroughwayMessage> {
       await this.#claiming;
       await this.#releasePrefetched();
       await this.#ref?.close();
+      await this.#vacuum?.settle();
     } finally {
       await this.#pool.release();
     }
   }
 
-  /** Counters: rows claimed, acked, retried, dead-lettered, stale acks, errors, reconnects. */
+  /** Counters: rows claimed, acked, retried, dead-lettered, stale acks, errors, reconnects, vacuums. */
   stats(): QueueStats {
-    return { ...this.#stats };
+    return { ...this.#stats, vacuums: this.#vacuum?.runs ?? 0 };
   }
 
   /** The acknowledger state of this producer (for `ackInTransaction` tests and inspection). */

@@ -254,4 +254,15 @@ describe('claims and acks', () => {
     await waitFor(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`tw_own_${table}`])).rows[0].n === 0, 'its connections closed');
     expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
+
+  test('vacuumEvery: the producer vacuums its queue table after that many rows, without waiting for autovacuum', async () => {
+    const { pool, table } = await queueWith(Array.from({ length: 300 }, (_, i) => `v${i}`));
+    const { producer, c } = await started({ connection: pool, table, migrate: false, vacuumEvery: 100 });
+    producer.handleDemand(300);
+    await waitFor(() => c.pushed.length === 300, '300 messages');
+    for (let i = 0; i < 300; i += 100) await ack(c.pushed.slice(i, i + 100));
+    await producer.terminate();
+    expect(producer.stats().vacuums).toBeGreaterThanOrEqual(1);
+    await waitFor(async () => (await pool.query(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = $1`, [table])).rows[0].n >= 1, 'a vacuum recorded by the server');
+  });
 });
