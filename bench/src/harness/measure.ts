@@ -54,11 +54,18 @@ type CreateMessage = (data: unknown, options: { acknowledger: { module: Counting
  * Methods are arrow functions so the engine may call them unbound.
  */
 export class CountingAck {
+  /** It counts and reads statuses, never `data`: like every built-in source, it says so. */
+  readonly idsOnly: boolean;
   successful = 0;
   failed = 0;
   calls = 0;
   firstFailure: unknown = undefined;
   private waiters: { target: number; resolve: () => void }[] = [];
+
+  /** `idsOnly: false` measures the default: processed data comes back for every acked message. */
+  constructor(options: { idsOnly?: boolean } = {}) {
+    this.idsOnly = options.idsOnly ?? true;
+  }
 
   get total(): number {
     return this.successful + this.failed;

@@ -32,8 +32,9 @@ export async function pipelineThroughput(
   payloads: readonly unknown[],
   options: Omit<PipelineOptions, 'producer'> & { producer?: Omit<PipelineOptions['producer'], 'module'> },
   plan: ThroughputPlan,
+  ackOptions: { idsOnly?: boolean } = {},
 ): Promise<ThroughputOutcome> {
-  const ack = new CountingAck();
+  const ack = new CountingAck(ackOptions);
   const producer = new GatedProducer(payloads, createMessage, ack);
   const t0 = performance.now();
   const pipeline = await Pipeline.start({ ...options, producer: { ...options.producer, module: producer } });

@@ -18,6 +18,7 @@ const noop: Scenario = async ({ quick }) => {
   const results: BenchResult[] = [];
 
   const threads = await pipelineThroughput('no-op threads', payloads, { name: 'bench-noop-threads', handlers, processors: { default: { runtime: 'threads' } } }, plan);
+  const withData = await pipelineThroughput('no-op threads, data to the ack', payloads, { name: 'bench-noop-threads-data', handlers, processors: { default: { runtime: 'threads' } } }, plan, { idsOnly: false });
   const inline = await pipelineThroughput('no-op inline', payloads, { name: 'bench-noop-inline', handlers, processors: { default: { runtime: 'inline' } } }, plan);
   const inlineWide = await pipelineThroughput('no-op inline maxDemand 1000', payloads, { name: 'bench-noop-inline-1000', handlers, processors: { default: { runtime: 'inline', maxDemand: 1000 } } }, plan);
 
@@ -49,6 +50,15 @@ const noop: Scenario = async ({ quick }) => {
       note: 'the faster of the chunked Piscina round trips (100 / 1000 strings per task): the cost of the pipeline around the same thread hops (messages, demand, acks)',
     });
   }
+  results.push({
+    scenario: SCENARIO,
+    case: 'threads, acknowledger reads processed data (vs ids only)',
+    value: withData.rate,
+    unit: 'msg/s',
+    baseline: { name: 'threads, idsOnly acknowledger', value: threads.rate },
+    ratio: withData.rate / threads.rate,
+    note: joinNotes('each acked message carries its processed data: encoded in the thread, moved back, decoded only if read (never, here)', failureNote(withData)),
+  });
   for (const [name, o] of [
     ['inline (default maxDemand)', inline],
     ['inline (maxDemand 1000)', inlineWide],

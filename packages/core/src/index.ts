@@ -1,4 +1,4 @@
-export { Pipeline, type Topology, type StopResult, type PipelineState } from './pipeline.js';
+export { Pipeline, type Topology, type StopResult, type PipelineState, type RunResult } from './pipeline.js';
 export { createMessage, type CreateMessageOptions } from './message.js';
 export type { Producer, ProducerController } from './producer.js';
 export { DummyProducer } from './producers/dummy-producer.js';
@@ -10,10 +10,21 @@ export { progress, Progress, renderSummary, type ProgressOptions, type ProgressS
 export { servePipelineHttp, type PipelineHttpServer, type PipelineHttpOptions } from './serve-http.js';
 export { watchPipeline, PipelineWatch, failureReason, type FailureCount } from './watch.js';
 export type { AckResult } from './caller-acknowledger.js';
-export { channels } from './telemetry.js';
+export {
+  channels,
+  type TelemetryEvents,
+  type ProcessorEvent,
+  type MessageEvent,
+  type BatchEvent,
+  type AckEvent,
+  type HandleFailedEvent,
+  type TransformerErrorEvent,
+} from './telemetry.js';
 export {
   Message,
   ThroughwayError,
+  type ThroughwayErrorCode,
+  type SerializedError,
   definePipeline,
   isMessage,
   type ThroughwayMessage,

@@ -2,53 +2,110 @@ import { availableParallelism } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ThroughwayError } from '@throughway/workers';
-import { integerOption as integer, invalidOption as invalid, onlyKeys, plainObject, toModuleUrl } from '@throughway/workers/internal';
+import { invalidOption as invalid, onlyKeys, plainObject, toModuleUrl } from '@throughway/workers/internal';
+import { keysUnder, rangeText, specOf } from './option-schema.js';
 import type { ThroughwayMessage } from '@throughway/workers';
 import type { Producer } from './producer.js';
+import { RUNTIMES } from './runtime/registry.js';
 
 export type Runtime = 'inline' | 'threads';
 
 export interface RateLimitingOptions {
+  /** Messages allowed per interval, across all producers. Range 1..1e9. */
   allowedMessages: number;
+  /** The interval, in ms. Range 1..2^31-1. */
   interval: number;
 }
 
 export interface ProcessorOptions {
-  /** Processors running at once: threads in the pool, or concurrent calls inline. Default: cores. */
+  /**
+   * Processors running at once: threads in the pool, or concurrent calls inline.
+   * Range 1..max(256, 4 × cores).
+   * @default os.availableParallelism()
+   */
   concurrency?: number;
-  /** Default 10 inline; on threads chosen from the handler's measured cost unless set. */
+  /**
+   * Messages a processor asks for at a time; set, it is obeyed. Range 1..1e6.
+   * @default 10 inline; threads: adaptive from 200
+   */
   maxDemand?: number;
-  /** Default `floor(maxDemand / 2)`. */
+  /**
+   * Outstanding demand at which a processor asks again; calls hold at most maxDemand - minDemand
+   * messages. Range 0..maxDemand - 1.
+   * @default floor(maxDemand / 2)
+   */
   minDemand?: number;
   /** Messages with the same key go to the same processor, in order. Runs on the main thread. */
   partitionBy?: (message: ThroughwayMessage) => unknown;
-  /** Default 'threads'. */
+  /**
+   * Where handlers run: worker threads, or the main thread (tests, I/O-light handlers).
+   * @default 'threads'
+   */
   runtime?: Runtime;
-  /** Threads only: per-thread heap limits, passed to each worker thread. */
+  /**
+   * Threads only: per-thread heap limits (`maxOldGenerationSizeMb`, `maxYoungGenerationSizeMb`,
+   * `codeRangeSizeMb` up to 1048576; `stackSizeMb` up to 1024; all above 0).
+   */
   resourceLimits?: ResourceLimits;
 }
 
 export interface BatcherOptions {
+  /**
+   * Batch slots, each a thread running one batch at a time. Range 1..max(256, 4 × cores).
+   * @default 1
+   */
   concurrency?: number;
+  /**
+   * Messages per batch. Range 1..1e6.
+   * @default 100
+   */
   batchSize?: number;
+  /**
+   * How long a batch waits to fill after its first message, in ms. Range 0..2^31-1.
+   * @default 1000
+   */
   batchTimeout?: number;
+  /**
+   * Messages the batcher takes in before the processors are held back. Range 1..1e6.
+   * @default batchSize
+   */
   maxDemand?: number;
 }
 
-export interface PipelineOptions {
+/**
+ * A pipeline's options, checked as a whole before anything starts (`OPTION_SCHEMA` holds every
+ * option's type, range and default). `Context`: the type of `context`, handed to every callback
+ * (`definePipeline<Context>` in the handler module).
+ */
+export interface PipelineOptions<Context = unknown> {
+  /** The pipeline name, in logs and telemetry. */
   name: string;
   /** The handler module: a file URL or an absolute path (`.js`, or `.ts` with tsx installed). */
   handlers: string | URL;
   producer: {
+    /** A producer, or a factory `(index) => producer` (required when concurrency > 1). */
     module: Producer | ((index: number) => Producer);
+    /**
+     * Producers running at once. Range 1..256.
+     * @default 1
+     */
     concurrency?: number;
+    /** Turns each event into a message; a throw is logged and counted, the event dropped. */
     transformer?: (event: any) => ThroughwayMessage;
+    /** One counter across all producers. */
     rateLimiting?: RateLimitingOptions;
   };
   processors: { default: ProcessorOptions };
+  /** Batchers by name (a plain object). */
   batchers?: Record<string, BatcherOptions>;
-  context?: unknown;
+  /** Handed to every callback; plain data with the threads runtime. */
+  context?: Context;
+  /**
+   * The drain budget of `stop()`, in ms. Range 0..2^31-1.
+   * @default 30000
+   */
   shutdownTimeout?: number;
+  /** A pino logger; by default pino at 'warn' on stderr. */
   logger?: Logger;
 }
 
@@ -56,7 +113,7 @@ export interface ResolvedProcessor {
   concurrency: number;
   maxDemand: number;
   minDemand: number;
-  /** False when the threads runtime may choose the demand from measured cost. */
+  /** False when a runtime with adaptive demand may choose it from measured cost. */
   demandSetByUser: boolean;
   partitionBy?: (message: ThroughwayMessage) => unknown;
   runtime: Runtime;
@@ -87,11 +144,9 @@ export interface ResolvedOptions {
   logger?: Logger;
 }
 
-/** Defaults, in one place; Broadway's where Broadway has one. */
+/** Defaults, in one place; Broadway's where Broadway has one (see OPTION_SCHEMA for ranges). */
 export const DEFAULTS = Object.freeze({
   producerConcurrency: 1,
-  inlineMaxDemand: 10,
-  threadsInitialMaxDemand: 200,
   batchConcurrency: 1,
   batchSize: 100,
   batchTimeout: 1000,
@@ -103,13 +158,50 @@ function fn(path: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'function') invalid(path, 'a function', value);
 }
 
+/** A numeric option within its schema range, or `fallback` when absent. */
+function numeric(path: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const spec = specOf(path);
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (spec.type !== 'integer' || Number.isSafeInteger(value)) &&
+    (spec.minExclusive ? value > spec.min! : value >= spec.min!) &&
+    value <= spec.max!;
+  if (!ok) invalid(path, rangeText(spec), value);
+  return value as number;
+}
+
+function required(path: string, value: unknown): unknown {
+  if (value === undefined) invalid(path, rangeText(specOf(path)), undefined);
+  return value;
+}
+
+/** A plain `{}` object: not an array, a Map or a class instance, whose keys would be lost. */
+function plain(path: string, value: unknown): Record<string, unknown> {
+  const o = plainObject(path, value);
+  const proto = Object.getPrototypeOf(o);
+  if (proto !== Object.prototype && proto !== null) invalid(path, 'a plain object ({ ... })', value);
+  return o;
+}
+
 function rateLimiting(path: string, value: unknown): RateLimitingOptions | undefined {
   if (value === undefined) return undefined;
-  const r = plainObject(path, value);
-  onlyKeys(path, r, ['allowedMessages', 'interval']);
-  if (r.allowedMessages === undefined) invalid(`${path}.allowedMessages`, 'an integer from 1 and up', undefined);
-  if (r.interval === undefined) invalid(`${path}.interval`, 'an integer from 1 and up (milliseconds)', undefined);
-  return { allowedMessages: integer(`${path}.allowedMessages`, r.allowedMessages, 0, 1), interval: integer(`${path}.interval`, r.interval, 0, 1) };
+  const r = plain(path, value);
+  onlyKeys(path, r, keysUnder(path));
+  return {
+    allowedMessages: numeric(`${path}.allowedMessages`, required(`${path}.allowedMessages`, r.allowedMessages), 0),
+    interval: numeric(`${path}.interval`, required(`${path}.interval`, r.interval), 0),
+  };
+}
+
+function resourceLimits(path: string, value: unknown): ResourceLimits | undefined {
+  if (value === undefined) return undefined;
+  const r = plain(path, value);
+  onlyKeys(path, r, keysUnder(path));
+  const out: Record<string, number> = {};
+  for (const key of Object.keys(r)) if (r[key] !== undefined) out[key] = numeric(`${path}.${key}`, r[key], 0);
+  return out as ResourceLimits;
 }
 
 function handlersUrl(value: unknown): string {
@@ -130,48 +222,58 @@ function producerFactory(value: unknown, concurrency: number): (index: number) =
   return () => value as Producer;
 }
 
-/** Checks every option before anything starts; errors name the option path and the value. */
+function batchersOf(value: unknown): ResolvedBatcher[] {
+  if (value === undefined) return [];
+  const b = plain('batchers', value);
+  const batchers: ResolvedBatcher[] = [];
+  for (const [name, options] of Object.entries(b)) {
+    const path = `batchers.${name}`;
+    const opts = plain(path, options);
+    onlyKeys(path, opts, keysUnder('batchers.*'));
+    const batchSize = numeric(`${path}.batchSize`, opts.batchSize, DEFAULTS.batchSize);
+    batchers.push({
+      name,
+      concurrency: numeric(`${path}.concurrency`, opts.concurrency, DEFAULTS.batchConcurrency),
+      batchSize,
+      batchTimeout: numeric(`${path}.batchTimeout`, opts.batchTimeout, DEFAULTS.batchTimeout),
+      maxDemand: numeric(`${path}.maxDemand`, opts.maxDemand, batchSize),
+    });
+  }
+  return batchers;
+}
+
+/**
+ * Checks every option before anything starts, against OPTION_SCHEMA: errors name the option
+ * path, the allowed range or values, and the value received.
+ */
 export function resolveOptions(input: unknown): ResolvedOptions {
   const o = plainObject('options', input);
-  onlyKeys('', o, ['name', 'handlers', 'producer', 'processors', 'batchers', 'context', 'shutdownTimeout', 'logger']);
+  onlyKeys('', o, keysUnder(''));
   if (typeof o.name !== 'string' || o.name === '') invalid('name', 'a non-empty string', o.name);
   const handlers = handlersUrl(o.handlers);
 
   const p = plainObject('producer', o.producer);
-  onlyKeys('producer', p, ['module', 'concurrency', 'transformer', 'rateLimiting']);
-  const producerConcurrency = integer('producer.concurrency', p.concurrency, DEFAULTS.producerConcurrency, 1);
+  if (typeof p.handleDemand === 'function' && p.module === undefined) {
+    // `producer: fromIterable(rows)`: a producer given where its options belong.
+    invalid('producer', '{ module: producer, concurrency?, transformer?, rateLimiting? }: wrap the producer as `producer: { module: fromIterable(...) }`', o.producer);
+  }
+  onlyKeys('producer', p, keysUnder('producer'));
+  const producerConcurrency = numeric('producer.concurrency', p.concurrency, DEFAULTS.producerConcurrency);
   fn('producer.transformer', p.transformer);
 
   const processors = plainObject('processors', o.processors);
-  onlyKeys('processors', processors, ['default']);
+  onlyKeys('processors', processors, keysUnder('processors'));
   const d = plainObject('processors.default', processors.default);
-  onlyKeys('processors.default', d, ['concurrency', 'maxDemand', 'minDemand', 'partitionBy', 'runtime', 'resourceLimits']);
-  const runtime = d.runtime ?? DEFAULTS.runtime;
-  if (runtime !== 'inline' && runtime !== 'threads') invalid('processors.default.runtime', "'inline' or 'threads'", d.runtime);
+  onlyKeys('processors.default', d, keysUnder('processors.default'));
+  const runtimes = specOf('processors.default.runtime').values!;
+  const runtime = (d.runtime ?? DEFAULTS.runtime) as Runtime;
+  if (!runtimes.includes(runtime)) invalid('processors.default.runtime', runtimes.map((r) => `'${r}'`).join(' or '), d.runtime);
+  const rules = RUNTIMES[runtime].rules;
   const demandSetByUser = d.maxDemand !== undefined;
-  const maxDemand = integer('processors.default.maxDemand', d.maxDemand, runtime === 'inline' ? DEFAULTS.inlineMaxDemand : DEFAULTS.threadsInitialMaxDemand, 1);
-  const minDemand = integer('processors.default.minDemand', d.minDemand, Math.floor(maxDemand / 2), 0);
+  const maxDemand = numeric('processors.default.maxDemand', d.maxDemand, rules.defaultMaxDemand);
+  const minDemand = numeric('processors.default.minDemand', d.minDemand, Math.floor(maxDemand / 2));
   if (minDemand >= maxDemand) invalid('processors.default.minDemand', `an integer below maxDemand (${maxDemand})`, d.minDemand);
   fn('processors.default.partitionBy', d.partitionBy);
-  if (d.resourceLimits !== undefined) plainObject('processors.default.resourceLimits', d.resourceLimits);
-
-  const batchers: ResolvedBatcher[] = [];
-  if (o.batchers !== undefined) {
-    const b = plainObject('batchers', o.batchers);
-    for (const [name, value] of Object.entries(b)) {
-      const path = `batchers.${name}`;
-      const opts = plainObject(path, value);
-      onlyKeys(path, opts, ['concurrency', 'batchSize', 'batchTimeout', 'maxDemand']);
-      const batchSize = integer(`${path}.batchSize`, opts.batchSize, DEFAULTS.batchSize, 1);
-      batchers.push({
-        name,
-        concurrency: integer(`${path}.concurrency`, opts.concurrency, DEFAULTS.batchConcurrency, 1),
-        batchSize,
-        batchTimeout: integer(`${path}.batchTimeout`, opts.batchTimeout, DEFAULTS.batchTimeout, 0),
-        maxDemand: integer(`${path}.maxDemand`, opts.maxDemand, batchSize, 1),
-      });
-    }
-  }
 
   if (o.logger !== undefined && (o.logger === null || typeof (o.logger as Logger).warn !== 'function')) invalid('logger', 'a pino logger', o.logger);
   const resolved: ResolvedOptions = {
@@ -184,20 +286,20 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       rateLimiting: rateLimiting('producer.rateLimiting', p.rateLimiting),
     },
     processor: {
-      concurrency: integer('processors.default.concurrency', d.concurrency, availableParallelism(), 1),
+      concurrency: numeric('processors.default.concurrency', d.concurrency, availableParallelism()),
       maxDemand,
       minDemand,
-      demandSetByUser: demandSetByUser || runtime === 'inline',
+      demandSetByUser,
       partitionBy: d.partitionBy as ResolvedProcessor['partitionBy'],
       runtime,
-      resourceLimits: d.resourceLimits as ResourceLimits | undefined,
+      resourceLimits: resourceLimits('processors.default.resourceLimits', d.resourceLimits),
     },
-    batchers,
+    batchers: batchersOf(o.batchers),
     context: o.context,
-    shutdownTimeout: integer('shutdownTimeout', o.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
+    shutdownTimeout: numeric('shutdownTimeout', o.shutdownTimeout, DEFAULTS.shutdownTimeout),
     logger: o.logger as Logger | undefined,
   };
-  if (runtime === 'threads') checkCloneable(resolved.context);
+  if (rules.copiesContext) checkCloneable(resolved.context);
   return resolved;
 }
 

@@ -1,16 +1,15 @@
 import { pino, type Logger } from 'pino';
 import { ThroughwayError, serializeError, type BatchMode, type ThroughwayMessage } from '@throughway/workers';
-import { warnSqliteThreadHazard } from '@throughway/workers/internal';
 import { CallerAcknowledger, type AckResult } from './caller-acknowledger.js';
 import { admitMessage, createMessage, type MainMessage } from './message.js';
 import { resolveOptions, type PipelineOptions, type RateLimitingOptions, type ResolvedOptions } from './options.js';
-import { InlineRuntime } from './runtime/inline.js';
+import { RUNTIMES } from './runtime/registry.js';
 import type { PipelineRuntime } from './runtime/runtime.js';
-import { ThreadsRuntime } from './runtime/threads.js';
 import { Stats, type PipelineStats } from './stats.js';
 import { Acker } from './topology/acker.js';
 import { BatcherStage } from './topology/batcher-stage.js';
-import type { StageHost } from './topology/host.js';
+import { FailureLog, logErr } from './topology/failure-log.js';
+import type { RunState, StageHost } from './topology/host.js';
 import { ProcessorSlot } from './topology/processor-slot.js';
 import { ProducerStage } from './topology/producer-stage.js';
 import { RateLimiter, type RateLimitUpdate } from './topology/rate-limiter.js';
@@ -23,8 +22,24 @@ export interface Topology {
 }
 
 export interface StopResult {
-  /** Messages taken in but not acked when the pipeline stopped (0 after a full drain). */
+  /**
+   * Messages taken in (admitted from a producer, including those still in a producer stage's
+   * buffer) but not acked when the pipeline stopped: 0 after a full drain.
+   */
   unacked: number;
+}
+
+/** What `Pipeline.run` resolves with: the final figures of a finite run. */
+export interface RunResult extends StopResult {
+  /** Messages acked, as successful and as failed. */
+  totals: { messages: number; successful: number; failed: number };
+  /** Failed messages by reason (`Name: message` for errors); at most 100 distinct reasons. */
+  failures: Record<string, number>;
+  /** From the call of `run` to the end of the stop. */
+  wallMs: number;
+  /** Acked messages per second of wall time. */
+  messagesPerSecond: number;
+  stats: PipelineStats;
 }
 
 /** `'running'`, `'draining'` (from the `stop()` call) or `'stopped'` (once `stop()` resolved). */
@@ -56,10 +71,21 @@ const THREAD_DEATH_LOG = {
  */
 export class Pipeline {
   readonly name: string;
-  #o: ResolvedOptions;
+  /**
+   * Settles once the pipeline has stopped: by itself, when every producer reported through its
+   * controller that it is exhausted and every message taken in was acked (then it stops as
+   * `stop()` does), or by a call of `stop()`. Resolves with what `stop()` resolves with.
+   *
+   * @example
+   * const pipeline = await Pipeline.start({ ...options, producer: { module: fromIterable(rows) } })
+   * const { unacked } = await pipeline.done
+   */
+  readonly done: Promise<StopResult>;
+  #options: ResolvedOptions;
   #logger: Logger;
   #stats = new Stats();
   #acker: Acker;
+  #failures: FailureLog;
   #runtime: PipelineRuntime;
   #producers: ProducerStage[] = [];
   #slots: ProcessorSlot[] = [];
@@ -67,7 +93,7 @@ export class Pipeline {
   #limiter?: RateLimiter;
   #caller = new CallerAcknowledger();
   #state: State = 'running';
-  #halted = false;
+  #run: RunState = { halted: false };
   #waiters: { check: () => boolean; resolve: () => void }[] = [];
   #stopping?: Promise<StopResult>;
   #pushTo = 0;
@@ -75,45 +101,74 @@ export class Pipeline {
   #stopped = new Promise<StopResult>((resolve) => (this.#markStopped = resolve));
 
   private constructor(o: ResolvedOptions) {
-    this.#o = o;
+    this.#options = o;
     this.name = o.name;
+    this.done = this.#stopped;
     this.#logger = o.logger ?? pino({ name: 'throughway', level: 'warn' }, pino.destination({ fd: 2, sync: true }));
     this.#acker = new Acker(o.name, this.#logger, this.#stats);
-    // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
-    if (o.processor.runtime === 'threads') warnSqliteThreadHazard(o.handlers, (message) => this.#logger.warn({ pipeline: o.name }, message));
-    const batcherNames = o.batchers.map((b) => b.name);
-    this.#runtime =
-      o.processor.runtime === 'inline'
-        ? new InlineRuntime({ handlers: o.handlers, context: o.context, batchers: batcherNames.length > 0 ? batcherNames : null })
-        : new ThreadsRuntime({
-            pipeline: o.name,
-            handlers: o.handlers,
-            context: o.context,
-            concurrency: o.processor.concurrency,
-            batchers: o.batchers,
-            resourceLimits: o.processor.resourceLimits,
-            onThreadDeath: ({ error, phase, messages }) => {
-              if (phase !== 'batch') this.#stats.threadDeaths++;
-              this.#logger.error({ err: serializeError(error), messages }, THREAD_DEATH_LOG[phase]);
-            },
-          });
+    this.#failures = new FailureLog(o.name, this.#logger);
+    this.#runtime = new RUNTIMES[o.processor.runtime]({
+      pipeline: o.name,
+      handlers: o.handlers,
+      context: o.context,
+      concurrency: o.processor.concurrency,
+      batchers: o.batchers,
+      resourceLimits: o.processor.resourceLimits,
+      onThreadDeath: ({ error, phase, messages }) => {
+        if (phase !== 'batch') this.#stats.threadDeaths++;
+        this.#logger.error({ pipeline: o.name, stage: 'processor', messages, err: logErr(serializeError(error)) }, THREAD_DEATH_LOG[phase]);
+      },
+      warn: (message) => this.#logger.warn({ pipeline: o.name }, message),
+    });
+    const batchers = o.batchers.length > 0 ? new Map<string, BatcherStage>() : null;
+    this.#batchers = batchers;
     const host = this.#host();
-    this.#batchers = o.batchers.length > 0 ? new Map(o.batchers.map((b) => [b.name, new BatcherStage(b, host)])) : null;
+    for (const b of o.batchers) batchers!.set(b.name, new BatcherStage(b, host));
   }
 
   /**
    * Validates the options, loads the handler module (running `setup` where it belongs), starts
    * the producers and begins pulling. Invalid options reject before anything starts.
    */
-  static async start(options: PipelineOptions): Promise<Pipeline> {
+  static async start<Context = unknown>(options: PipelineOptions<Context>): Promise<Pipeline> {
     const o = resolveOptions(options);
     const pipeline = new Pipeline(o);
     await pipeline.#start();
     return pipeline;
   }
 
+  /**
+   * Runs a finite pipeline to its end: starts it, waits for `done` (every producer exhausted,
+   * every message acked) and resolves with the final figures. The process can exit after it.
+   *
+   * @example
+   * const result = await Pipeline.run({
+   *   name: 'import',
+   *   handlers: new URL('./handlers.js', import.meta.url),
+   *   producer: { module: fromIterable(rows) },
+   *   processors: { default: {} },
+   * })
+   * console.log(result.totals, result.failures, result.messagesPerSecond)
+   */
+  static async run<Context = unknown>(options: PipelineOptions<Context>): Promise<RunResult> {
+    const started = performance.now();
+    const pipeline = await Pipeline.start(options);
+    const { unacked } = await pipeline.done;
+    const wallMs = performance.now() - started;
+    const stats = pipeline.stats();
+    const messages = stats.acks.successful + stats.acks.failed;
+    return {
+      unacked,
+      totals: { messages, successful: stats.acks.successful, failed: stats.acks.failed },
+      failures: stats.acks.failures,
+      wallMs,
+      messagesPerSecond: wallMs > 0 ? messages / (wallMs / 1000) : 0,
+      stats,
+    };
+  }
+
   async #start(): Promise<void> {
-    const o = this.#o;
+    const o = this.#options;
     let producers: ProducerStage[] = [];
     try {
       const shape = await this.#runtime.start();
@@ -144,23 +199,21 @@ export class Pipeline {
         );
       }
       this.#producers = producers;
-      const threads = o.processor.runtime === 'threads';
       const host = this.#host();
       for (let s = 0; s < concurrency; s++) {
         this.#slots.push(
           new ProcessorSlot(s, host, {
             maxDemand: o.processor.maxDemand,
             minDemand: o.processor.minDemand,
-            adaptive: !o.processor.demandSetByUser,
-            maxInFlight: threads && !partition ? 2 : 1,
-            bundleCalls: threads,
+            ordered: partition !== undefined,
+            demandSetByUser: o.processor.demandSetByUser,
           }),
         );
       }
       for (const p of producers) p.connect(this.#slots);
       for (const p of producers) await p.producer.init?.(p.controller());
     } catch (error) {
-      this.#halted = true;
+      this.#run.halted = true;
       await this.#runtime.stop(false).catch(() => undefined);
       throw error;
     }
@@ -169,45 +222,52 @@ export class Pipeline {
   }
 
   #host(): StageHost {
-    const pipeline = this;
     return {
-      pipeline: this.#o.name,
+      pipeline: this.#options.name,
       runtime: this.#runtime,
       acker: this.#acker,
       stats: this.#stats,
       logger: this.#logger,
-      get producers() {
-        return pipeline.#producers;
-      },
-      get batchers() {
-        return pipeline.#batchers;
-      },
-      get halted() {
-        return pipeline.#halted;
-      },
-      batchersHaveRoom: () => {
-        if (this.#batchers === null) return true;
-        let upstream = 0;
-        let inFlight = 0;
-        for (const slot of this.#slots) {
-          upstream += slot.maxDemand;
-          inFlight += slot.inFlightMessages;
-        }
-        for (const b of this.#batchers.values()) if (!b.hasRoom(upstream, inFlight)) return false;
-        return true;
-      },
+      failures: this.#failures,
+      run: this.#run,
+      // The same array the producer stages are put into when the pipeline starts.
+      producers: this.#producers,
+      batchers: this.#batchers,
+      batchersHaveRoom: () => this.#batchersHaveRoom(),
       progress: () => this.#progress(),
     };
   }
 
+  #batchersHaveRoom(): boolean {
+    if (this.#batchers === null) return true;
+    let upstream = 0;
+    let inFlight = 0;
+    for (const slot of this.#slots) {
+      upstream += slot.maxDemand;
+      inFlight += slot.inFlightMessages;
+    }
+    for (const b of this.#batchers.values()) if (!b.hasRoom(upstream, inFlight)) return false;
+    return true;
+  }
+
   #progress(): void {
     if (this.#batchers !== null) for (const slot of this.#slots) slot.pump();
+    if (this.#state === 'running' && this.#finished()) void this.stop();
     if (this.#waiters.length === 0) return;
     this.#waiters = this.#waiters.filter((w) => {
       if (!w.check()) return true;
       w.resolve();
       return false;
     });
+  }
+
+  /**
+   * Every producer is exhausted and the processors hold nothing: what is left are batches
+   * waiting for more, which will not come. `stop()` flushes them and waits for every ack.
+   */
+  #finished(): boolean {
+    const producers = this.#producers;
+    return producers.length > 0 && producers.every((p) => p.exhausted && p.buffered === 0 && !p.busy) && this.#slots.every((s) => s.idle);
   }
 
   #until(check: () => boolean): Promise<void> {
@@ -272,7 +332,7 @@ export class Pipeline {
 
   /** The stages and their concurrency (and the demand in force, which threads may adapt). */
   topology(): Topology {
-    const o = this.#o;
+    const o = this.#options;
     const slot = this.#slots[0];
     return {
       producers: [{ name: 'default', concurrency: o.producer.concurrency }],
@@ -336,12 +396,12 @@ export class Pipeline {
         failed: s.processorFailed,
         inFlight: this.#slots.reduce((n, x) => n + x.inFlightTasks, 0),
         threadDeaths: s.threadDeaths,
-        maxDemand: slot?.maxDemand ?? this.#o.processor.maxDemand,
-        minDemand: slot?.minDemand ?? this.#o.processor.minDemand,
-        load: wallMs > 0 ? s.busyMs / wallMs / this.#o.processor.concurrency : 0,
+        maxDemand: slot?.maxDemand ?? this.#options.processor.maxDemand,
+        minDemand: slot?.minDemand ?? this.#options.processor.minDemand,
+        load: wallMs > 0 ? Math.min(1, s.busyMs / wallMs / this.#options.processor.concurrency) : 0,
       },
       batchers,
-      acks: { successful: s.ackSuccessful, failed: s.ackFailed, errors: s.ackErrors },
+      acks: { successful: s.ackSuccessful, failed: s.ackFailed, errors: s.ackErrors, failures: Object.fromEntries(s.failures) },
       unacked: s.inPipeline,
       elapsedMs: wallMs,
       rates: s.rates(),
@@ -356,7 +416,7 @@ export class Pipeline {
    * reports how many messages were left unacked at the source.
    */
   stop(options: { timeout?: number } = {}): Promise<StopResult> {
-    this.#stopping ??= this.#stop(options.timeout ?? this.#o.shutdownTimeout);
+    this.#stopping ??= this.#stop(options.timeout ?? this.#options.shutdownTimeout);
     return this.#stopping;
   }
 
@@ -367,7 +427,8 @@ export class Pipeline {
     const drained = this.#drain().then(() => false);
     const late = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
-    this.#halted = true;
+    this.#run.halted = true;
+    this.#failures.flush();
     this.#limiter?.stop();
     for (const b of this.#batchers?.values() ?? []) b.stop();
     for (const p of this.#producers) p.stop();
@@ -375,10 +436,10 @@ export class Pipeline {
       try {
         await p.producer.terminate?.();
       } catch (error) {
-        this.#logger.error({ err: serializeError(error), producer: p.index }, 'producer terminate threw');
+        this.#logger.error({ pipeline: this.name, stage: 'producer', producer: p.index, err: logErr(serializeError(error)) }, 'producer terminate threw');
       }
     }
-    await this.#runtime.stop(!late).catch((error) => this.#logger.error({ err: serializeError(error) }, 'runtime stop failed'));
+    await this.#runtime.stop(!late).catch((error) => this.#logger.error({ pipeline: this.name, err: logErr(serializeError(error)) }, 'runtime stop failed'));
     this.#state = 'stopped';
     this.#caller.rejectPending(this.name);
     const unacked = this.#stats.inPipeline;
@@ -393,7 +454,7 @@ export class Pipeline {
       try {
         await p.producer.prepareForDraining?.();
       } catch (error) {
-        this.#logger.error({ err: serializeError(error), producer: p.index }, 'producer prepareForDraining threw');
+        this.#logger.error({ pipeline: this.name, stage: 'producer', producer: p.index, err: logErr(serializeError(error)) }, 'producer prepareForDraining threw');
       }
     }
     const processorsIdle = () => this.#producers.every((p) => p.buffered === 0 && !p.busy) && this.#slots.every((s) => s.idle);

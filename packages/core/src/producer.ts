@@ -14,6 +14,13 @@ export interface ProducerController {
    * built by hand.
    */
   readonly topology?: () => Topology;
+  /**
+   * The source is used up: nothing more will come. Once every producer said so and every
+   * message is acked, `pipeline.done` settles (and `Pipeline.run` returns). Say it after the
+   * last events were returned or pushed. Always there on the pipeline's controller; optional so
+   * that a controller built by hand (tests, manual driving) need not have it.
+   */
+  exhausted?(): void;
 }
 
 /**

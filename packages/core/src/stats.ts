@@ -1,3 +1,4 @@
+import type { MessageStatus, ThroughwayMessage } from '@throughway/workers';
 /** Counters per stage, as returned by `pipeline.stats()`. */
 export interface PipelineStats {
   producers: { emitted: number; transformerErrors: number; invalidEvents: number; demanded: number; buffered: number };
@@ -10,11 +11,15 @@ export interface PipelineStats {
     threadDeaths: number;
     maxDemand: number;
     minDemand: number;
-    /** Busy time of the handlers over wall time, per processor (0..1). */
+    /**
+     * The processors' busy time over wall time, per processor (0..1): on threads, each task's
+     * whole time in its thread (callbacks, codec, task overhead); a saturated thread reads ~1.
+     */
     load: number;
   };
   batchers: Record<string, { batches: number; messages: number; successful: number; failed: number; pending: number; queued: number; notReturned: number }>;
-  acks: { successful: number; failed: number; errors: number };
+  /** `failures`: failed acks by reason (`Name: message` for errors), at most 100 reasons. */
+  acks: { successful: number; failed: number; errors: number; failures: Record<string, number> };
   /** Messages taken into the pipeline and not yet acked. */
   unacked: number;
   /** Milliseconds since the pipeline started. */
@@ -74,6 +79,25 @@ class RateWindow {
   }
 }
 
+const MAX_REASONS = 100;
+
+/** A failure's reason as one line: `Name: message` for errors, the reason text for `failed`. */
+export function reasonOf(status: MessageStatus): string {
+  if (status.kind === 'error') return `${status.error.name}: ${status.error.message}`;
+  if (status.kind !== 'failed') return 'ok';
+  const { reason } = status;
+  if (typeof reason === 'string') return reason;
+  if (reason !== null && typeof reason === 'object' && typeof (reason as { message?: unknown }).message === 'string') {
+    const r = reason as { name?: unknown; message: string };
+    return typeof r.name === 'string' ? `${r.name}: ${r.message}` : r.message;
+  }
+  try {
+    return JSON.stringify(reason) ?? String(reason);
+  } catch {
+    return String(reason);
+  }
+}
+
 export class Stats {
   emitted = 0;
   transformerErrors = 0;
@@ -88,15 +112,40 @@ export class Stats {
   ackSuccessful = 0;
   ackFailed = 0;
   ackErrors = 0;
-  /** Messages admitted and not yet finished (acked, or dropped by handleBatch). */
-  inPipeline = 0;
+  #inPipeline = 0;
   readonly startedAt = performance.now();
   #window = new RateWindow(this.startedAt);
   batchers = new Map<string, { batches: number; messages: number; successful: number; failed: number; notReturned: number }>();
 
-  acked(successful: number, failed: number): void {
+  /** Failed acks by reason (see `reasonOf`), at most MAX_REASONS distinct ones. */
+  readonly failures = new Map<string, number>();
+
+  /**
+   * Messages admitted and not yet finished (acked, or dropped by handleBatch): counted from
+   * admission by a producer stage, so messages waiting in a producer's buffer are in it.
+   */
+  get inPipeline(): number {
+    return this.#inPipeline;
+  }
+
+  /** Messages entered the pipeline (a producer emitted them, or push/testBatch). */
+  admit(count: number): void {
+    this.#inPipeline += count;
+  }
+
+  /** Messages left the pipeline: acked by their last stage, failed by a dead thread, or dropped. */
+  finish(count: number): void {
+    this.#inPipeline -= count;
+  }
+
+  acked(successful: number, failed: ThroughwayMessage[]): void {
     this.ackSuccessful += successful;
-    this.ackFailed += failed;
+    this.ackFailed += failed.length;
+    for (const m of failed) {
+      let reason = reasonOf(m.status);
+      if (!this.failures.has(reason) && this.failures.size >= MAX_REASONS) reason = 'other reasons';
+      this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
+    }
   }
 
   /** Rates since the reference sample of the rate window (see {@link RateWindow}). */

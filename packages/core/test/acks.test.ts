@@ -247,23 +247,27 @@ describe.each(RUNTIMES)('acks [%s]', (runtime) => {
     await rec.waitForCount(3);
   });
 
-  test('acked messages carry the source\'s data and metadata, and up-to-date routing', async () => {
+  test('acked messages carry the processed data, the metadata and up-to-date routing; idsOnly ones the source\'s data', async () => {
     const rec = new AckRecorder();
+    const ids = new AckRecorder({ idsOnly: true });
     const log = tmpLog();
     const opts = h.options({ context: { log }, batchers: { default: { batchSize: 1, batchTimeout: 1000 } } });
     const p = await h.start(opts);
-    p.push([rec.message({ id: 1, payload: 'x', batchKey: 'k9' }, 'r', undefined, { offset: 7 })]);
+    p.push([rec.message({ id: 1, payload: 'x', batchKey: 'k9' }, 'r', undefined, { offset: 7 }), ids.message({ id: 2, batchKey: 'k9' })]);
     await rec.waitForCount(1);
+    await ids.waitForCount(1);
+    // the handler replaced data with { ...data, processed: true }; an idsOnly acknowledger never gets it
+    expect(ids.find(2).data).toEqual({ id: 2, batchKey: 'k9' });
+    expect(ids.find(2).batchKey).toBe('k9');
     const m = rec.find(1);
-    // the handler replaced data with { ...data, processed: true }: not brought back to the source
-    expect(m.data).toEqual({ id: 1, payload: 'x', batchKey: 'k9' });
+    expect(m.data).toEqual({ id: 1, payload: 'x', batchKey: 'k9', processed: true });
     expect(m.metadata).toEqual({ offset: 7 });
     expect(m.batcher).toBe('default');
     expect(m.batchKey).toBe('k9');
     expect(m.batchMode).toBe('bulk');
     expect(m.status).toEqual({ kind: 'ok' });
     // the handler saw the metadata
-    expect(readLog(log).find((l) => l.ev === 'message').meta).toEqual({ offset: 7 });
+    expect(readLog(log).find((l) => l.ev === 'message' && l.id === 1).meta).toEqual({ offset: 7 });
   });
 
   test('handlers see each message\'s own metadata, whether a call\'s metadata shares one shape or not', async () => {

@@ -46,6 +46,8 @@ export interface RecorderOptions {
   /** ack() throws (or rejects, with 'reject') on its first N calls */
   throwOnFirst?: number;
   throwMode?: 'throw' | 'reject';
+  /** declare `idsOnly: true`: the acknowledger reads no data, none comes back for it */
+  idsOnly?: boolean;
 }
 
 export class AckRecorder {
@@ -57,6 +59,7 @@ export class AckRecorder {
     const self = this;
     let throwsLeft = opts.throwOnFirst ?? 0;
     const mod: any = {
+      ...(opts.idsOnly ? { idsOnly: true } : {}),
       ack(ref: unknown, successful: any[], failed: any[]) {
         self.calls.push({ ref, successful: [...successful], failed: [...failed], t: Date.now() });
         if (throwsLeft > 0) {
@@ -189,16 +192,20 @@ export class Telemetry {
 export interface CapturedLogger {
   logger: any;
   lines: any[];
+  /** the JSON text of each line, as written */
+  raw: string[];
   /** lines at warn (40) or above whose JSON text matches */
   warnings(match?: RegExp): any[];
 }
 
 export function captureLogger(): CapturedLogger {
   const lines: any[] = [];
+  const raw: string[] = [];
   const stream = {
     write(s: string) {
       for (const line of s.split('\n')) {
         if (!line) continue;
+        raw.push(line);
         try {
           lines.push(JSON.parse(line));
         } catch {
@@ -211,6 +218,7 @@ export function captureLogger(): CapturedLogger {
   return {
     logger,
     lines,
+    raw,
     warnings(match?: RegExp) {
       return lines.filter((l) => l.level >= 40 && (!match || match.test(JSON.stringify(l))));
     },

@@ -281,7 +281,8 @@ describe.each(RUNTIMES)('testMessage / testBatch [%s]', (runtime) => {
     const ok = await p.testMessage({ id: 1 }, { metadata: { m: 1 } });
     expect(ok.failed).toEqual([]);
     expect(ok.successful.length).toBe(1);
-    expect(ok.successful[0].data).toEqual({ id: 1 });
+    // As handleBatch returned it (Broadway's test_message): the handler's processed data.
+    expect(ok.successful[0].data).toEqual({ id: 1, processed: true });
     expect(ok.successful[0].metadata).toEqual({ m: 1 });
     expect(ok.successful[0].batchMode).toBe('flush');
     expect(tel.batches().map((b) => [b.ids, b.trigger])).toEqual([[[1], 'flush']]);
@@ -404,7 +405,7 @@ describe.each(RUNTIMES)('telemetry, topology, stats [%s]', (runtime) => {
     // 5 messages in one processor call, 1 failed there; one batch of 4 (1, 2, 4, 5), 1 failed in it
     expect(s.processors).toMatchObject({ calls: 1, messages: 5, successful: 4, failed: 1, inFlight: 0, threadDeaths: 0 });
     expect(s.batchers.default).toMatchObject({ batches: 1, messages: 4, successful: 3, failed: 1, pending: 0, notReturned: 0 });
-    expect(s.acks).toEqual({ successful: 3, failed: 2, errors: 0 });
+    expect(s.acks).toEqual({ successful: 3, failed: 2, errors: 0, failures: { 'Error: boom 3': 1, 'batch rejected 5': 1 } });
     expect(s.producers.transformerErrors).toBe(0);
     expect(s.unacked).toBe(0);
   });

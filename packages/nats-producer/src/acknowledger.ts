@@ -19,6 +19,9 @@ const CONFIGURE_OPTIONS = ['retry', 'onFailure'];
  * }
  */
 export const natsAcknowledger: Acknowledger = {
+  // Reads each message's ack data, and for a dead letter the payload as the source delivered it
+  // (which idsOnly keeps): no processed data need come back.
+  idsOnly: true,
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): void | Promise<void> {
     if (!(ref instanceof NatsAckRef)) {
       throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `natsAcknowledger.ack: expected the ref of a NATS JetStream producer, got ${describeValue(ref)}`);

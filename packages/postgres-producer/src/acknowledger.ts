@@ -240,6 +240,8 @@ function configureError(path: string, message: string, received: unknown): Throu
  * }
  */
 export const queueAcknowledger: Acknowledger = {
+  // Reads only each message's ack data (its row id and lease): no processed data comes back.
+  idsOnly: true,
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): Promise<void> {
     if (!(ref instanceof QueueAckRef)) {
       return Promise.reject(new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `postgres queueAcknowledger.ack: expected the ref of a postgres queue producer, got ${describeValue(ref)}`));

@@ -31,6 +31,8 @@ export function requeues(onFailure: OnFailure, redelivered: boolean): boolean {
  * return Message.failed(Message.configureAck(message, { onFailure: 'requeue_once' }), 'upstream timeout')
  */
 export const rabbitmqAcknowledger: Acknowledger = Object.freeze({
+  // Reads only each message's ack data (its delivery tag): no processed data comes back.
+  idsOnly: true,
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): void {
     const ledger = ref as ChannelLedger;
     for (let i = 0; i < successful.length; i++) ledger.succeeded((successful[i]!.acknowledger!.data as RabbitmqAckData).deliveryTag);

@@ -252,6 +252,8 @@ const CONFIGURE_OPTIONS = ['retry'];
  * }
  */
 export const queueAcknowledger: Acknowledger = {
+  // Reads only each message's ack data (its row id and lease): no processed data comes back.
+  idsOnly: true,
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): Promise<void> {
     if (!(ref instanceof QueueAckRef)) {
       return Promise.reject(new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `queueAcknowledger.ack: expected the ref of a sqlite queue producer, got ${describeValue(ref)}`));

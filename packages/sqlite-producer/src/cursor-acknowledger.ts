@@ -165,6 +165,8 @@ function rowJson(row: unknown): string | null {
  * cursorAcknowledger.ack(ref, successful, failed) // called by the pipeline
  */
 export const cursorAcknowledger: Acknowledger = {
+  // Reads only each message's ack data (its key): no processed data comes back.
+  idsOnly: true,
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): Promise<void> {
     if (!(ref instanceof CursorAckRef)) {
       return Promise.reject(new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `cursorAcknowledger.ack: expected the ref of a sqlite cursor, got ${describeValue(ref)}`));

@@ -19,7 +19,7 @@ import { quoteIdentifier, resolveCursorOptions, type ResolvedCursorOptions, type
  *
  * @example
  * const cursor = new SqliteCursorProducer({ database: 'app.db', table: 'users' })
- * cursor.init({ push: () => {}, pipelineName: 'manual', index: 0, hasTransformer: false })
+ * cursor.init({ push: () => {}, exhausted: () => {}, pipelineName: 'manual', index: 0, hasTransformer: false })
  * cursor.handleDemand(10) // the first 10 users, in id order, as messages
  * cursor.terminate()
  */
@@ -37,6 +37,8 @@ export class SqliteCursorProducer implements Producer<ThroughwayMessage> {
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
   #terminated = false;
+  /** The last read failed: an empty result says nothing about the end of the table. */
+  #readFailed = false;
 
   /** Checks the options (see {@link sqliteCursor}); nothing is opened before `init`. */
   constructor(options: SqliteCursorOptions) {
@@ -84,7 +86,11 @@ export class SqliteCursorProducer implements Producer<ThroughwayMessage> {
     this.#owed += demand;
     if (this.#draining) return [];
     const messages = this.#fill();
-    if (this.#owed > 0) this.#schedulePoll();
+    if (this.#owed > 0) {
+      // Fewer rows than asked for: the end of the table (unless the read failed).
+      if (this.options.untilEnd && !this.#readFailed) this.#controller!.exhausted?.();
+      else this.#schedulePoll();
+    }
     return messages;
   }
 
@@ -113,9 +119,11 @@ export class SqliteCursorProducer implements Producer<ThroughwayMessage> {
 
   #fill(): ThroughwayMessage[] {
     let rows: Record<string, unknown>[];
+    this.#readFailed = false;
     try {
       rows = (this.#position === undefined ? this.#first!.all(this.#owed) : this.#next!.all(this.#position, this.#owed)) as Record<string, unknown>[];
     } catch (error) {
+      this.#readFailed = true;
       this.#stats.errors++;
       try {
         this.options.onError(error);
@@ -148,7 +156,9 @@ export class SqliteCursorProducer implements Producer<ThroughwayMessage> {
       if (this.#draining || this.#owed <= 0) return;
       const messages = this.#fill();
       if (messages.length > 0) this.#controller!.push(messages);
-      if (this.#owed > 0) this.#schedulePoll();
+      if (this.#owed <= 0) return;
+      if (this.options.untilEnd && !this.#readFailed) this.#controller!.exhausted?.();
+      else this.#schedulePoll();
     }, this.options.pollInterval);
   }
 

@@ -85,6 +85,12 @@ export interface SqliteCursorOptions {
   checkpointName?: string;
   /** How often to look for new rows once the end of the table is reached. Default 1000 ms; 1 to 2^31-1. */
   pollInterval?: number;
+  /**
+   * Stop at the end of the table instead of polling for new rows: the cursor reports itself
+   * exhausted, so `pipeline.done` settles (and `Pipeline.run` returns) once its rows are acked.
+   * Default false.
+   */
+  untilEnd?: boolean;
   /** SQLite `busy_timeout`. Default 5000 ms; 0 to 2^31-1. */
   busyTimeout?: number;
   /** Called when a read fails; it is retried at the next poll. */
@@ -115,6 +121,7 @@ export interface ResolvedCursorOptions {
   key: string;
   checkpointName: string;
   pollInterval: number;
+  untilEnd: boolean;
   busyTimeout: number;
   onError: (error: unknown) => void;
 }
@@ -258,7 +265,8 @@ export function resolveQueueOptions(input: unknown): ResolvedQueueOptions {
 /** Checks the options of `sqliteCursor` and fills in the defaults. */
 export function resolveCursorOptions(input: unknown): ResolvedCursorOptions {
   const o = plainObject('sqliteCursor', input);
-  onlyKeys('sqliteCursor', o, ['database', 'table', 'key', 'checkpointName', 'pollInterval', 'busyTimeout', 'onError']);
+  onlyKeys('sqliteCursor', o, ['database', 'table', 'key', 'checkpointName', 'pollInterval', 'untilEnd', 'busyTimeout', 'onError']);
+  if (o.untilEnd !== undefined && typeof o.untilEnd !== 'boolean') invalid('sqliteCursor.untilEnd', 'a boolean', o.untilEnd);
   const table = tableName(o.table, 'sqliteCursor.table');
   const checkpointName = o.checkpointName ?? table;
   if (typeof checkpointName !== 'string' || checkpointName === '') invalid('sqliteCursor.checkpointName', 'a non-empty string', o.checkpointName);
@@ -268,6 +276,7 @@ export function resolveCursorOptions(input: unknown): ResolvedCursorOptions {
     key: tableName(o.key, 'sqliteCursor.key', 'id'),
     checkpointName,
     pollInterval: integer('sqliteCursor.pollInterval', o.pollInterval, 1000, 1, MAX_TIMER_MS),
+    untilEnd: o.untilEnd === true,
     busyTimeout: integer('sqliteCursor.busyTimeout', o.busyTimeout, 5000, 0, MAX_TIMER_MS),
     onError: onErrorFrom('sqliteCursor.onError', o.onError),
   };

@@ -28,7 +28,7 @@ import { ThreadedQueueStore } from './threaded-store.js';
  *
  * @example
  * const producer = new SqliteQueueProducer({ database: 'queue.db' })
- * producer.init({ push: (events) => handle(events), pipelineName: 'manual', index: 0, hasTransformer: false })
+ * producer.init({ push: (events) => handle(events), exhausted: () => {}, pipelineName: 'manual', index: 0, hasTransformer: false })
  * const messages = producer.handleDemand(100) // up to 100 leased rows as messages
  * await queueAcknowledger.ack(messages[0].acknowledger.ref, messages, [])
  * producer.terminate()

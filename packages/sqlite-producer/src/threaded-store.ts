@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { ThroughwayError } from '@throughway/workers';
+import { reviveThrown } from '@throughway/workers/internal';
 import type { AckCounts, ClaimedRow, Failure, QueueStoreLike, StoreConfig } from './queue-store.js';
 import type { EncodedRows, StoreHello, StoreReply, StoreRequest } from './store-thread.js';
 
@@ -8,13 +9,7 @@ type SerializedError = { name: string; message: string; stack?: string; code?: s
 const entry = new URL('./store-thread.js', import.meta.url);
 
 /** Rebuilds an error that crossed from the store thread, keeping its code (SQLITE_BUSY, ERR_THROUGHWAY_...). */
-function revive(e: SerializedError): Error {
-  if (e.code?.startsWith('ERR_THROUGHWAY_')) return new ThroughwayError(e.code, e.message);
-  const error = new Error(e.message) as Error & { code?: string };
-  error.name = e.name;
-  if (e.code !== undefined) error.code = e.code;
-  return error;
-}
+const revive = (e: SerializedError): Error => reviveThrown(e);
 
 /**
  * The main thread's handle on a store thread (see store-thread.ts): the same calls as QueueStore,

@@ -4,7 +4,8 @@ import type { PipelineHandlers } from './define-pipeline.js';
 import { isThenable, runHandleFailed } from './handle-failed.js';
 import { INDEX, handlerMessage, isMessage, type MessageStatus, type ThroughwayMessage } from './message.js';
 import { collectOutcomes } from './outcomes.js';
-import { keepFailed } from './processor-runner.js';
+import { collectValues, keepFailed } from './processor-runner.js';
+import { FailureCollector } from './failures.js';
 import type { BatchInput, BatchOutput, RunnerLog } from './runner-types.js';
 
 /**
@@ -17,6 +18,7 @@ export async function runBatch(handlers: PipelineHandlers, context: unknown, bat
   const { batcher, info, items } = batch;
   const size = items.length;
   const logs: RunnerLog[] = [];
+  const failures = new FailureCollector();
   const messages: ThroughwayMessage[] = new Array(size);
   for (let i = 0; i < size; i++) {
     const item = items[i]!;
@@ -43,8 +45,9 @@ export async function runBatch(handlers: PipelineHandlers, context: unknown, bat
     }
   } catch (error) {
     whole = { kind: 'error', error: serializeError(error) };
-    logs.push({ msg: 'handleBatch threw; the whole batch fails', batcher, batchKey: info.batchKey, size, err: whole.error });
+    failures.add('handleBatch', whole.error, size, { batcher, batchKey: info.batchKey });
   }
+  if (whole?.kind === 'failed') failures.invalidReturn('handleBatch', String(whole.reason), size, { batcher, batchKey: info.batchKey });
 
   if (whole) {
     for (let i = 0; i < size; i++) {
@@ -68,10 +71,14 @@ export async function runBatch(handlers: PipelineHandlers, context: unknown, bat
   }
 
   const { statuses, allOk, ackOps } = collectOutcomes(final);
-  const out: BatchOutput = { busyMs: performance.now() - started };
+  const out: BatchOutput = { busyMs: 0 };
   if (!allOk) out.statuses = statuses;
   if (ackOps) out.ackOps = ackOps;
   if (handleFailed) out.handleFailed = handleFailed;
   if (logs.length > 0) out.logs = logs;
+  const reports = failures.reports();
+  if (reports) out.failures = reports;
+  if (batch.want) collectValues(out, final, null, true);
+  out.busyMs = performance.now() - started;
   return out;
 }

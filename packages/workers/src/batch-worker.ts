@@ -9,9 +9,9 @@ import { runBatch } from './batch-runner.js';
 import { shapeOf, type PipelineHandlers } from './define-pipeline.js';
 import { initHandlers } from './load-handlers.js';
 import { serializeError } from './errors.js';
-import { decodeValues } from './payload-codec.js';
-import type { BatchItem } from './runner-types.js';
-import type { BatchThreadConfig, BatchWorkerApi, EncodedBatch } from './thread-config.js';
+import { decodeValues, encodeValues } from './payload-codec.js';
+import type { BatchItem, ProcessedValue } from './runner-types.js';
+import type { BatchThreadConfig, BatchWorkerApi, EncodedBatch, EncodedBatchOutput } from './thread-config.js';
 
 let handlers: PipelineHandlers | undefined;
 let context: unknown;
@@ -32,13 +32,23 @@ const api: BatchWorkerApi = {
   },
   run(batches: EncodedBatch[]) {
     const result = tail.then(async () => {
-      const outputs = [];
+      const outputs: EncodedBatchOutput[] = [];
+      const buffers: ArrayBuffer[] = [];
       for (const batch of batches) {
         if (progress) Atomics.add(progress, 0, 1);
-        outputs.push(await runEncoded(batch));
+        const out: EncodedBatchOutput & { values?: ProcessedValue[] } = await runEncoded(batch);
         if (progress) Atomics.add(progress, 1, 1);
+        if (out.values) {
+          const encoded = encodeValues(out.values);
+          delete out.values;
+          out.buffer = encoded.buffer;
+          out.offsets = encoded.offsets;
+          buffers.push(encoded.buffer.buffer as ArrayBuffer, encoded.offsets.buffer as ArrayBuffer);
+        }
+        outputs.push(out);
       }
-      return outputs;
+      // Moved, not copied: the main thread decodes a value only where an acknowledger reads it.
+      return buffers.length > 0 ? Comlink.transfer(outputs, buffers) : outputs;
     });
     tail = result.catch(() => undefined);
     return result;
@@ -54,7 +64,7 @@ function runEncoded(batch: EncodedBatch) {
   const items: BatchItem[] = new Array(values.length);
   for (let i = 0; i < values.length; i++) items[i] = { data: values[i]![0], metadata: values[i]![1], batchMode: 'bulk' };
   if (batch.flush) for (const i of batch.flush) items[i]!.batchMode = 'flush';
-  return runBatch(handlers!, context, { batcher: batch.batcher, info: batch.info, items });
+  return runBatch(handlers!, context, { batcher: batch.batcher, info: batch.info, items, want: batch.want });
 }
 
 Comlink.expose(api, nodeEndpoint(parentPort!));

@@ -16,13 +16,14 @@ export interface SetupInfo {
  * thread that runs them (and once on the main thread with the inline runtime), so it keeps no
  * state that the main thread needs.
  */
-export interface PipelineHandlers<C = any> {
+export interface PipelineHandlers<C = any, D = any, B = any> {
   /** Once per thread before any other callback; a value it returns replaces `context` there. */
   setup?(context: C, info: SetupInfo): MaybePromise<C | void>;
-  prepareMessages?(messages: ThroughwayMessage[], context: C): MaybePromise<ThroughwayMessage[]>;
-  handleMessage(processor: string, message: ThroughwayMessage, context: C): MaybePromise<ThroughwayMessage>;
-  handleBatch?(batcher: string, messages: ThroughwayMessage[], batchInfo: BatchInfo, context: C): MaybePromise<ThroughwayMessage[]>;
-  handleFailed?(messages: ThroughwayMessage[], context: C): MaybePromise<ThroughwayMessage[]>;
+  prepareMessages?(messages: ThroughwayMessage<D>[], context: C): MaybePromise<ThroughwayMessage<D>[]>;
+  handleMessage(processor: string, message: ThroughwayMessage<D>, context: C): MaybePromise<ThroughwayMessage<any>>;
+  /** `B`: the data `handleMessage` produces, as the batch receives it. */
+  handleBatch?(batcher: string, messages: ThroughwayMessage<B>[], batchInfo: BatchInfo, context: C): MaybePromise<ThroughwayMessage<any>[]>;
+  handleFailed?(messages: ThroughwayMessage<any>[], context: C): MaybePromise<ThroughwayMessage<any>[]>;
   /** Once per thread when the pipeline stops: close what `setup` opened. */
   teardown?(context: C): MaybePromise<void>;
 }
@@ -40,17 +41,20 @@ const CALLBACKS = ['setup', 'prepareMessages', 'handleMessage', 'handleBatch', '
 
 /**
  * Declares a handler module. Checks the callbacks once, at load, so a typo fails at start.
+ * `Context` types `context` in every callback (what `Pipeline.start({ context })` passes, or
+ * what `setup` returns); `Data` types the data `handleMessage` receives (what the source emits);
+ * `BatchData` the data `handleBatch` receives (what `handleMessage` produced).
  *
  * @example
  * // handlers.ts
  * import { definePipeline, Message } from '@throughway/workers'
- * export default definePipeline({
- *   handleMessage(_processor, message) {
- *     return Message.putData(message, JSON.parse(message.data as string))
+ * export default definePipeline<{ table: string }, string>({
+ *   handleMessage(_processor, message, context) {
+ *     return Message.putData(message, { ...JSON.parse(message.data), table: context.table })
  *   },
  * })
  */
-export function definePipeline<C = any>(handlers: PipelineHandlers<C>): PipelineHandlers<C> {
+export function definePipeline<Context = any, Data = any, BatchData = any>(handlers: PipelineHandlers<Context, Data, BatchData>): PipelineHandlers<Context, Data, BatchData> {
   if (handlers === null || typeof handlers !== 'object') {
     throw new ThroughwayError('ERR_THROUGHWAY_INVALID_HANDLERS', `definePipeline expected an object of callbacks, got ${describeValue(handlers)}`);
   }

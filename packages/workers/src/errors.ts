@@ -1,4 +1,41 @@
 /**
+ * Every code a `ThroughwayError` carries, across all packages (listed with their meaning in the
+ * README's Errors table). A new code is added here first, so callers can switch on it exhaustively.
+ */
+export type ThroughwayErrorCode =
+  | 'ERR_THROUGHWAY_INVALID_OPTION'
+  | 'ERR_THROUGHWAY_INVALID_HANDLERS'
+  | 'ERR_THROUGHWAY_HANDLERS_LOAD'
+  | 'ERR_THROUGHWAY_SETUP_FAILED'
+  | 'ERR_THROUGHWAY_INVALID_MESSAGE'
+  | 'ERR_THROUGHWAY_INVALID_ARGUMENT'
+  | 'ERR_THROUGHWAY_INVALID_RETURN'
+  | 'ERR_THROUGHWAY_NOT_RUNNING'
+  | 'ERR_THROUGHWAY_RATE_LIMITING_DISABLED'
+  | 'ERR_THROUGHWAY_THREAD_DIED'
+  | 'ERR_THROUGHWAY_UNKNOWN_TABLE'
+  | 'ERR_THROUGHWAY_UNKNOWN_COLUMN'
+  | 'ERR_THROUGHWAY_INVALID_VALUE'
+  | 'ERR_THROUGHWAY_COUNT_MISMATCH'
+  | 'ERR_THROUGHWAY_SQLITE_SCHEMA'
+  | 'ERR_THROUGHWAY_INVALID_STATE'
+  | 'ERR_THROUGHWAY_PRODUCER_TERMINATED'
+  | 'ERR_THROUGHWAY_SQLITE_STORE_THREAD'
+  | 'ERR_THROUGHWAY_STOPPED'
+  | 'ERR_THROUGHWAY_MISSING_DRIVER'
+  | 'ERR_THROUGHWAY_DRIVER_LOAD'
+  | 'ERR_THROUGHWAY_POSTGRES_SCHEMA'
+  | 'ERR_THROUGHWAY_RABBITMQ_CONNECT'
+  | 'ERR_THROUGHWAY_RABBITMQ_DISCONNECTED'
+  | 'ERR_THROUGHWAY_RABBITMQ_SETUP'
+  | 'ERR_THROUGHWAY_SQLITE_OPEN'
+  | 'ERR_THROUGHWAY_NATS_CONNECT'
+  | 'ERR_THROUGHWAY_NATS_CONSUMER'
+  | 'ERR_THROUGHWAY_NATS_DEAD_LETTER'
+  | 'ERR_THROUGHWAY_NATS_DISCONNECTED'
+  | 'ERR_THROUGHWAY_NATS_PULL';
+
+/**
  * The one error class the library raises. Callers branch on `code`, never on `instanceof`:
  * a class does not survive a thread hop, a code does.
  *
@@ -8,10 +45,10 @@
  * }
  */
 export class ThroughwayError extends Error {
-  readonly code: string;
+  readonly code: ThroughwayErrorCode;
   details?: unknown;
 
-  constructor(code: string, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+  constructor(code: ThroughwayErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ThroughwayError';
     this.code = code;
@@ -73,9 +110,22 @@ export function describeValue(value: unknown): string {
  * Rebuilds a `ThroughwayError` from its plain form after a thread hop, keeping its code (or
  * giving `fallbackCode` to an error that had none) and the thread's stack.
  */
-export function reviveError(error: SerializedError, fallbackCode: string): ThroughwayError {
-  const code = error.code?.startsWith('ERR_THROUGHWAY_') ? error.code : fallbackCode;
+export function reviveError(error: SerializedError, fallbackCode: ThroughwayErrorCode): ThroughwayError {
+  const code = error.code?.startsWith('ERR_THROUGHWAY_') ? (error.code as ThroughwayErrorCode) : fallbackCode;
   const revived = new ThroughwayError(code, error.message);
+  if (error.stack) revived.stack = error.stack;
+  return revived;
+}
+
+/**
+ * Rebuilds any error after a thread hop: a library error as a `ThroughwayError` with its code,
+ * anything else (`SQLITE_BUSY`, a TypeError) as an `Error` keeping its name, code and stack.
+ */
+export function reviveThrown(error: SerializedError): Error {
+  if (error.code?.startsWith('ERR_THROUGHWAY_')) return reviveError(error, error.code as ThroughwayErrorCode);
+  const revived = new Error(error.message) as Error & { code?: string };
+  revived.name = error.name;
+  if (error.code !== undefined) revived.code = error.code;
   if (error.stack) revived.stack = error.stack;
   return revived;
 }

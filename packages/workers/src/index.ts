@@ -10,5 +10,5 @@ export {
   type AckOp,
 } from './message.js';
 export type { BatchInfo, BatchTrigger } from './batch-info.js';
-export { ThroughwayError, serializeError, type SerializedError } from './errors.js';
+export { ThroughwayError, serializeError, type SerializedError, type ThroughwayErrorCode } from './errors.js';
 export * from './writers/index.js';

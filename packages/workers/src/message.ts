@@ -10,11 +10,32 @@ export type MessageStatus =
 /**
  * Where a message is acknowledged. Lives on the main thread only: the module may hold a
  * database connection or a channel, which never crosses into a worker thread.
+ *
+ * `ack` gets the messages as the last stage left them: the data and metadata `handleMessage`
+ * produced (no batchers) or `handleBatch` returned (with batchers), and their final status. An
+ * acknowledger that reads only its own ack data (`acknowledger.data`, say a row id) declares
+ * `idsOnly: true`: then no processed data comes back from the threads for its messages, and
+ * their `data`/`metadata` stay what the source emitted.
+ *
+ * @example
+ * const queueAcker: Acknowledger = {
+ *   idsOnly: true,
+ *   ack(ref, successful, failed) {
+ *     deleteRows(successful.map((m) => m.acknowledger!.data))
+ *     retryLater(failed.map((m) => m.acknowledger!.data))
+ *   },
+ * }
  */
 export interface Acknowledger {
   ack(ref: unknown, successful: ThroughwayMessage[], failed: ThroughwayMessage[]): void | Promise<void>;
   /** Returns the message's new ack data; a throw fails the message. */
   configure?(ref: unknown, data: unknown, options: unknown): unknown;
+  /**
+   * `true`: `ack` reads only the messages' ack data and status, never `data` or `metadata`, so
+   * the processed data need not travel back from the threads. Every built-in source declares it.
+   * @default false
+   */
+  readonly idsOnly?: boolean;
 }
 
 export interface AcknowledgerRef {
@@ -23,6 +44,10 @@ export interface AcknowledgerRef {
   data?: unknown;
 }
 
+/**
+ * A message as handlers and acknowledgers see it. `D` types `data` where you know it: in a
+ * handler module, `definePipeline<Context, Data>` types the messages `handleMessage` gets.
+ */
 export interface ThroughwayMessage<D = unknown> {
   data: D;
   metadata: Record<string, unknown>;
@@ -82,17 +107,17 @@ function addOp(m: Internal, op: AckOp): void {
  * }
  */
 export const Message = Object.freeze({
-  /** Replaces `data` with `fn(data)`. */
-  updateData<M extends ThroughwayMessage>(m: M, fn: (data: M['data']) => unknown): M {
+  /** Replaces `data` with `fn(data)`; the message's type follows the new data. */
+  updateData<D, R>(m: ThroughwayMessage<D>, fn: (data: D) => R): ThroughwayMessage<R> {
     assertMessage(m, 'updateData');
-    m.data = fn(m.data);
-    return m;
+    (m as ThroughwayMessage).data = fn(m.data);
+    return m as unknown as ThroughwayMessage<R>;
   },
-  /** Replaces `data`. */
-  putData<M extends ThroughwayMessage>(m: M, data: unknown): M {
+  /** Replaces `data`; the message's type follows the new data. */
+  putData<D>(m: ThroughwayMessage<any>, data: D): ThroughwayMessage<D> {
     assertMessage(m, 'putData');
     m.data = data;
-    return m;
+    return m as ThroughwayMessage<D>;
   },
   /** Routes the message to the batcher with this name (ignored when the pipeline has no batchers). */
   putBatcher<M extends ThroughwayMessage>(m: M, batcher: string): M {

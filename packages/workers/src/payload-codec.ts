@@ -54,6 +54,12 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
   return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, total), offsets };
 }
 
+/** Decodes value `start..end` of an encoded buffer: what reading a processed message's `data` costs. */
+export function decodeValue(buffer: Uint8Array, start: number, end: number): [unknown, Record<string, unknown>] {
+  const buf = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  return buf[start] === TAG_STRING ? [buf.toString('utf8', start + 1, end), {}] : (deserialize(buf.subarray(start + 1, end)) as [unknown, Record<string, unknown>]);
+}
+
 /** Decodes every value of an encoded buffer. */
 export function decodeValues(encoded: EncodedValues): [unknown, Record<string, unknown>][] {
   const { offsets } = encoded;

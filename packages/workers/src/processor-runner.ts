@@ -4,7 +4,8 @@ import type { PipelineHandlers } from './define-pipeline.js';
 import { runHandleFailed, isThenable } from './handle-failed.js';
 import { INDEX, handlerMessage, isMessage, type BatchMode, type MessageStatus, type ThroughwayMessage } from './message.js';
 import { collectOutcomes } from './outcomes.js';
-import { columnOf, type CallInput, type CallOutput, type MetadataColumns, type RunnerLog } from './runner-types.js';
+import { FailureCollector } from './failures.js';
+import { columnOf, type CallInput, type CallOutput, type MetadataColumns, type ProcessedValue, type RunnerLog, type Wanted } from './runner-types.js';
 
 /** What a processor call needs besides its messages; fixed for the life of a thread. */
 export interface ProcessorScope {
@@ -35,6 +36,7 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
   const { handlers, context, processor, batchers } = scope;
   const size = call.datas.length;
   const logs: RunnerLog[] = [];
+  const failures = new FailureCollector();
   let messages: ThroughwayMessage[] = new Array(size);
   const columns = call.metadataColumns;
   for (let i = 0; i < size; i++) {
@@ -52,10 +54,9 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
       if (isThenable(result)) result = await result;
       if (!Array.isArray(result) || result.length !== size || !result.every(isMessage)) {
         prepared = false;
-        failAll(messages, {
-          kind: 'failed',
-          reason: `prepareMessages must return a list of ${size} messages, got ${Array.isArray(result) ? `a list of ${result.length}` : describeValue(result)}`,
-        });
+        const reason = `prepareMessages must return a list of ${size} messages, got ${Array.isArray(result) ? `a list of ${result.length}` : describeValue(result)}`;
+        failAll(messages, { kind: 'failed', reason });
+        failures.invalidReturn('prepareMessages', reason, size);
       } else {
         // The returned list is positional: its i-th message stands for the i-th one given.
         for (let i = 0; i < size; i++) (result[i] as unknown as Record<symbol, unknown>)[INDEX] = i;
@@ -63,7 +64,9 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
       }
     } catch (error) {
       prepared = false;
-      failAll(messages, { kind: 'error', error: serializeError(error) });
+      const serialized = serializeError(error);
+      failAll(messages, { kind: 'error', error: serialized });
+      failures.add('prepareMessages', serialized, size);
     }
   }
 
@@ -76,12 +79,16 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
         result = handlers.handleMessage(processor, m, context);
         if (isThenable(result)) result = await result;
       } catch (error) {
-        m.status = { kind: 'error', error: serializeError(error) };
+        const serialized = serializeError(error);
+        m.status = { kind: 'error', error: serialized };
+        failures.add('handleMessage', serialized, 1);
         final[i] = m;
         continue;
       }
       if (!isMessage(result)) {
-        m.status = { kind: 'failed', reason: `expected a Message from handleMessage, got ${describeValue(result)}` };
+        const reason = `expected a Message from handleMessage, got ${describeValue(result)}`;
+        m.status = { kind: 'failed', reason };
+        failures.invalidReturn('handleMessage', reason, 1);
         final[i] = m;
         continue;
       }
@@ -105,7 +112,10 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
     keepFailed(final, failed, failedStatus);
   }
 
-  return collect(final, batchers !== null, logs, handleFailedReport, started);
+  const out = collect(final, batchers !== null, call.want, logs, handleFailedReport, started);
+  const reports = failures.reports();
+  if (reports) out.failures = reports;
+  return out;
 }
 
 /** A message that failed stays failed whatever `handleFailed` returned for it. */
@@ -120,38 +130,66 @@ export function keepFailed(final: ThroughwayMessage[], failed: ThroughwayMessage
 function collect(
   final: ThroughwayMessage[],
   routed: boolean,
+  want: Wanted | undefined,
   logs: RunnerLog[],
   handleFailed: CallOutput['handleFailed'],
   started: number,
 ): CallOutput {
   const size = final.length;
   const { statuses, allOk, ackOps } = collectOutcomes(final);
-  const out: CallOutput = { size, busyMs: performance.now() - started };
+  const out: CallOutput = { size, busyMs: 0 };
   if (!allOk) out.statuses = statuses as MessageStatus[];
   if (routed && size > 0) {
     const batchers: string[] = new Array(size);
     const batchKeys: unknown[] = new Array(size);
     const batchModes: BatchMode[] = new Array(size);
-    const forward: number[] = [];
-    const values: [unknown, Record<string, unknown>][] = [];
     for (let i = 0; i < size; i++) {
       const m = final[i]!;
       batchers[i] = m.batcher;
       batchKeys[i] = m.batchKey;
       batchModes[i] = m.batchMode;
-      if (m.status.kind === 'ok') {
-        forward.push(i);
-        values.push([m.data, m.metadata]);
-      }
     }
     out.batchers = columnOf(batchers);
     out.batchKeys = columnOf(batchKeys);
     out.batchModes = columnOf(batchModes);
-    if (!allOk) out.forward = forward;
-    out.values = values;
   }
+  collectValues(out, final, (i) => routed && final[i]!.status.kind === 'ok', want);
   if (ackOps) out.ackOps = ackOps;
   if (handleFailed) out.handleFailed = handleFailed;
   if (logs.length > 0) out.logs = logs;
+  out.busyMs = performance.now() - started;
   return out;
+}
+
+/**
+ * Puts `[data, metadata]` into `out.values` for each message that goes on (`needed`) or whose
+ * acknowledger wants its processed data (`want`), with their indices in `out.sent` unless they
+ * are every message in order. `undefined` entries (not returned by handleBatch) are skipped.
+ */
+export function collectValues(
+  out: { values?: ProcessedValue[]; sent?: number[] },
+  final: readonly (ThroughwayMessage | undefined)[],
+  needed: ((i: number) => boolean) | null,
+  want: Wanted | undefined,
+): void {
+  const size = final.length;
+  if (want === undefined && needed === null) return;
+  const values: ProcessedValue[] = [];
+  const sent: number[] = [];
+  let w = 0;
+  for (let i = 0; i < size; i++) {
+    const m = final[i];
+    if (!m) continue;
+    let wanted = want === true;
+    if (want !== undefined && want !== true) {
+      while (w < want.length && want[w]! < i) w++;
+      wanted = want[w] === i;
+    }
+    if (!wanted && !(needed?.(i) ?? false)) continue;
+    values.push([m.data, m.metadata]);
+    sent.push(i);
+  }
+  if (values.length === 0) return;
+  out.values = values;
+  if (values.length !== size) out.sent = sent;
 }

@@ -2,6 +2,7 @@
  * The Piscina task module of the threads runtime: every processor thread loads it. It keeps the
  * handler module and its `setup` context for the thread's life and runs whole processor calls.
  */
+import { performance } from 'node:perf_hooks';
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { PipelineHandlers } from './define-pipeline.js';
@@ -10,6 +11,7 @@ import { initHandlers } from './load-handlers.js';
 import { serializeError } from './errors.js';
 import { encodeValues } from './payload-codec.js';
 import { runProcessorCall, type ProcessorScope } from './processor-runner.js';
+import type { ProcessedValue } from './runner-types.js';
 import type { DescribeResult, ProcessorTask, ProcessorTaskResult, ProcessorThreadConfig } from './thread-config.js';
 
 const config = workerData as ProcessorThreadConfig;
@@ -51,6 +53,7 @@ export default function processorTask(task: ProcessorTask): Promise<ProcessorTas
 }
 
 async function runTask(task: ProcessorTask): Promise<ProcessorTaskResult | DescribeResult> {
+  const started = performance.now();
   let current: ProcessorScope;
   try {
     current = await (scope ??= init());
@@ -61,10 +64,11 @@ async function runTask(task: ProcessorTask): Promise<ProcessorTaskResult | Descr
   if (task.kind === 'describe') return { shape: shapeOf(current.handlers), threadId };
   const outputs = [];
   for (const call of task.calls) outputs.push(await runProcessorCall(current, call));
-  if (config.batchers === null) return { outputs, threadId };
+  if (outputs.every((out) => out.values === undefined)) return { outputs, threadId, busyMs: performance.now() - started };
 
-  // Forwarded values of all calls go into one buffer so the task answers with one copy.
-  const all: [unknown, Record<string, unknown>][] = [];
+  // Values of all calls (forwarded to batchers, or wanted by the acknowledger) go into one
+  // buffer so the task answers with one transfer.
+  const all: ProcessedValue[] = [];
   const counts: number[] = [];
   for (const out of outputs) {
     const values = out.values ?? [];
@@ -79,9 +83,10 @@ async function runTask(task: ProcessorTask): Promise<ProcessorTaskResult | Descr
     offsets.push(encoded.offsets.subarray(at, at + n + 1));
     at += n;
   }
-  const result: ProcessorTaskResult = { outputs, threadId, buffer: encoded.buffer, offsets };
+  const result: ProcessorTaskResult = { outputs, threadId, buffer: encoded.buffer, offsets, busyMs: performance.now() - started };
   // Moved, not copied: the buffer (its own ArrayBuffer) and the offsets are handed to the main
-  // thread, which forwards slices of them to the batch workers.
+  // thread, which forwards slices of them to the batch workers and decodes a slice only where
+  // an acknowledger reads `data`.
   const movable = { [Piscina.transferableSymbol]: [encoded.buffer.buffer, encoded.offsets.buffer], [Piscina.valueSymbol]: result };
   return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]) as unknown as ProcessorTaskResult;
 }

@@ -25,7 +25,18 @@ export interface CallInput {
   inits?: (MessageInit | undefined)[];
   /** When set, the metadata of every message (and `inits` carries none). */
   metadataColumns?: MetadataColumns;
+  /**
+   * Messages whose acknowledger reads processed data (it did not declare `idsOnly`): `true` for
+   * all of them, or their indices. Absent: none, and no data comes back for the acks.
+   */
+  want?: Wanted;
 }
+
+/** Which messages' processed data goes back to the main thread: all of them, or these indices. */
+export type Wanted = true | number[];
+
+/** A processed message's `[data, metadata]`, as the last callback left them. */
+export type ProcessedValue = [unknown, Record<string, unknown>];
 
 /** A warning raised in a thread, logged by the coordinator's logger. */
 export interface RunnerLog {
@@ -62,14 +73,18 @@ export interface CallOutput {
   batchers?: Column<string>;
   batchKeys?: Column<unknown>;
   batchModes?: Column<BatchMode>;
-  /** Indices of the messages that go on to a batcher, in order; absent when all of them do. */
-  forward?: number[];
-  /** For each forwarded message, `[data, metadata]` (the threads runtime encodes these). */
-  values?: [unknown, Record<string, unknown>][];
+  /**
+   * `[data, metadata]` of the messages that go on to a batcher (ok, with batchers) or whose
+   * acknowledger wants processed data (`CallInput.want`); the threads runtime encodes them.
+   */
+  values?: ProcessedValue[];
+  /** Index of the message of each value, in order; absent when values cover every message. */
+  sent?: number[];
   /** Sparse ack requests by message index. */
   ackOps?: [number, AckOp[]][];
   handleFailed?: HandleFailedReport;
   logs?: RunnerLog[];
+  failures?: FailureReport[];
   /** Time spent in the callbacks, for adaptive chunk sizing and load figures. */
   busyMs: number;
 }
@@ -84,6 +99,8 @@ export interface BatchInput {
   batcher: string;
   info: BatchInfo;
   items: BatchItem[];
+  /** Some message of the batch has an acknowledger that reads processed data. */
+  want?: boolean;
 }
 
 export interface BatchOutput {
@@ -95,5 +112,22 @@ export interface BatchOutput {
   ackOps?: [number, AckOp[]][];
   handleFailed?: HandleFailedReport;
   logs?: RunnerLog[];
+  failures?: FailureReport[];
+  /** With `BatchInput.want`: `[data, metadata]` of each returned message, as in `CallOutput`. */
+  values?: ProcessedValue[];
+  sent?: number[];
   busyMs: number;
+}
+
+/**
+ * Messages a callback failed without the user asking for it (a throw, a value that is not a
+ * message, junk from handleBatch): logged at error by the coordinator, once per distinct error.
+ */
+export interface FailureReport {
+  stage: 'prepareMessages' | 'handleMessage' | 'handleBatch';
+  error: import('./errors.js').SerializedError;
+  /** Messages it failed. */
+  count: number;
+  batcher?: string;
+  batchKey?: unknown;
 }

@@ -23,8 +23,10 @@ export interface ProcessorTaskResult {
   /** Loading the handler module or `setup` failed in this thread. */
   initError?: import('./errors.js').SerializedError;
   buffer?: Uint8Array;
-  /** Per call, the offsets of its forwarded values inside `buffer`. */
+  /** Per call, the offsets of its values (`CallOutput.values`) inside `buffer`. */
   offsets?: Uint32Array[];
+  /** The thread's time on the task: callbacks, codec and task overhead (`stats().processors.load`). */
+  busyMs?: number;
 }
 
 export interface DescribeResult {
@@ -52,12 +54,17 @@ export interface EncodedBatch {
   offsets: Uint32Array;
   /** Sparse: indices of the messages in 'flush' mode (the rest are 'bulk'). */
   flush?: number[];
+  /** Send the processed values back (some acknowledger of the batch reads `data`). */
+  want?: boolean;
 }
+
+/** A batch's output as it crosses back: its values, if any, encoded into one moved buffer. */
+export type EncodedBatchOutput = Omit<import('./runner-types.js').BatchOutput, 'values'> & { buffer?: Uint8Array; offsets?: Uint32Array };
 
 export interface BatchWorkerApi {
   /** Errors come back as data (`initError`): comlink would drop their code. */
   init(config: BatchThreadConfig): Promise<{ shape?: import('./define-pipeline.js').HandlerShape; initError?: import('./errors.js').SerializedError }>;
   /** Runs the batches one after another, in order; one post carries many batches. */
-  run(batches: EncodedBatch[]): Promise<import('./runner-types.js').BatchOutput[]>;
+  run(batches: EncodedBatch[]): Promise<EncodedBatchOutput[]>;
   teardown(): Promise<void>;
 }

@@ -9,7 +9,8 @@ export interface FromIterableOptions {
   onExhausted?: () => void;
 }
 
-const noop = { ack() {} };
+// Acks go nowhere: it reads nothing, so no processed data need come back for it.
+const noop = { idsOnly: true, ack() {} };
 
 /**
  * A producer over an iterable or async iterable. Items that are messages pass as they are;
@@ -34,6 +35,8 @@ export function fromIterable<T>(source: Iterable<T> | AsyncIterable<T>, options:
   function finish(): void {
     done = true;
     options.onExhausted?.();
+    // After the last item was handed over: handleDemand's own return comes first (see below).
+    queueMicrotask(() => controller.exhausted?.());
   }
 
   async function pullAsync(): Promise<void> {

@@ -2,7 +2,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError, type HandlerShape } from '@throughway/workers';
-import { batchWorkerUrl, reviveError, type BatchOutput, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch } from '@throughway/workers/internal';
+import { batchWorkerUrl, reviveError, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
 
 /**
  * The rejection of a `run` whose thread died: `culprit` is the index (in that run) of the batch
@@ -89,10 +89,10 @@ export class BatchThread {
     return this.#ready;
   }
 
-  async run(batches: EncodedBatch[]): Promise<BatchOutput[]> {
+  async run(batches: EncodedBatch[]): Promise<EncodedBatchOutput[]> {
     await this.start();
     const buffers = batches.map((b) => b.buffer.buffer as ArrayBuffer);
-    return new Promise<BatchOutput[]>((resolve, reject) => {
+    return new Promise<EncodedBatchOutput[]>((resolve, reject) => {
       const run: Run = { base: this.#sent, size: batches.length, reject };
       this.#sent += batches.length;
       this.#runs.add(run);

@@ -1,8 +1,8 @@
 import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
-import { initHandlers, runBatch, runProcessorCall, shapeOf, type BatchOutput, type CallInput, type ProcessorScope } from '@throughway/workers/internal';
-import type { BatchJob, PipelineRuntime, TaskResult } from './runtime.js';
-
-type Value = [unknown, Record<string, unknown>];
+import { initHandlers, runBatch, runProcessorCall, shapeOf, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
+import type { MainMessage } from '../message.js';
+import { toCallInput } from './call-input.js';
+import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
 
 /**
  * Calls on the main thread follow each other in promise callbacks, which run before any timer
@@ -11,22 +11,41 @@ type Value = [unknown, Record<string, unknown>];
  */
 const YIELD_EVERY_MS = 5;
 
+/** A processed value kept as it is: inline, nothing is encoded. */
+class ValueRef implements PayloadRef {
+  #value: ProcessedValue;
+  constructor(value: ProcessedValue) {
+    this.#value = value;
+  }
+  read(): ProcessedValue {
+    return this.#value;
+  }
+}
+
+function refsOf(out: { values?: ProcessedValue[] }): PayloadRef[] | undefined {
+  const values = out.values;
+  delete out.values;
+  return values?.map((v) => new ValueRef(v));
+}
+
 /**
  * Runs the handler module on the main thread: for tests and I/O-light handlers. `setup` runs
  * once per pipeline; processed values go to `handleBatch` as they are, without copies.
  */
 export class InlineRuntime implements PipelineRuntime {
-  readonly kind = 'inline';
+  /** One call per task, Broadway's demand: a call costs no hop here, so nothing to amortise. */
+  static readonly rules: RuntimeRules = Object.freeze({ copiesContext: false, tasksInFlight: 1, bundleCalls: false, adaptiveDemand: false, defaultMaxDemand: 10 });
+  readonly rules = InlineRuntime.rules;
   #url: string;
   #context: unknown;
   #batchers: string[] | null;
   #scope!: ProcessorScope;
   #handlers!: PipelineHandlers;
 
-  constructor(options: { handlers: string; context: unknown; batchers: string[] | null }) {
+  constructor(options: RuntimeOptions) {
     this.#url = options.handlers;
     this.#context = options.context;
-    this.#batchers = options.batchers;
+    this.#batchers = options.batchers.length > 0 ? options.batchers.map((b) => b.name) : null;
   }
 
   async start(): Promise<HandlerShape> {
@@ -39,7 +58,7 @@ export class InlineRuntime implements PipelineRuntime {
   #lastYield = performance.now();
   #sinceCheck = 0;
 
-  async runCalls(_slot: number, calls: CallInput[]): Promise<TaskResult> {
+  async runCalls(_slot: number, calls: MainMessage[][]): Promise<TaskResult> {
     // Reading the clock costs more than a small call's work: look at it every 8th call.
     if ((++this.#sinceCheck & 7) === 0 && performance.now() - this.#lastYield > YIELD_EVERY_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -47,22 +66,23 @@ export class InlineRuntime implements PipelineRuntime {
     }
     const outputs = [];
     const refs = [];
+    let busyMs = 0;
     for (const call of calls) {
-      const out = await runProcessorCall(this.#scope, call);
-      refs.push(out.values ?? []);
-      delete out.values;
+      const out = await runProcessorCall(this.#scope, toCallInput(call, false));
+      refs.push(refsOf(out));
+      busyMs += out.busyMs;
       outputs.push(out);
     }
-    return { outputs, refs };
+    return { outputs, refs, busyMs };
   }
 
   #tails = new Map<string, Promise<unknown>>();
 
   /** Batches of one slot run one at a time, in the order given, as on a batch thread. */
-  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchOutput[]> {
+  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchResult[]> {
     const key = `${batcher}\u0000${slot}`;
     const result = (this.#tails.get(key) ?? Promise.resolve()).then(async () => {
-      const outputs = [];
+      const outputs: BatchResult[] = [];
       for (const job of jobs) outputs.push(await this.#runBatch(batcher, job));
       return outputs;
     });
@@ -70,12 +90,15 @@ export class InlineRuntime implements PipelineRuntime {
     return result;
   }
 
-  #runBatch(batcher: string, job: BatchJob): Promise<BatchOutput> {
+  async #runBatch(batcher: string, job: BatchJob): Promise<BatchResult> {
     const items = job.refs.map((ref, i) => {
-      const [data, metadata] = ref as Value;
+      const [data, metadata] = ref.read();
       return { data, metadata, batchMode: job.modes[i]! };
     });
-    return runBatch(this.#handlers, this.#scope.context, { batcher, info: job.info, items });
+    const out: BatchResult & { values?: ProcessedValue[] } = await runBatch(this.#handlers, this.#scope.context, { batcher, info: job.info, items, want: job.want });
+    const refs = refsOf(out);
+    if (refs) out.refs = refs;
+    return out;
   }
 
   async stop(graceful: boolean): Promise<void> {

@@ -11,10 +11,11 @@ import {
   type MessageInit,
   type ProcessorTaskResult,
   type ProcessorThreadConfig,
+  type FailureReport,
   type RunnerLog,
-  type Slice,
 } from '@throughway/workers/internal';
-import type { TaskResult } from './runtime.js';
+import type { PayloadRef, TaskResult } from './runtime.js';
+import { SliceRef } from './slice-ref.js';
 
 /** What the threads runtime tells the pipeline when a processor thread dies. */
 export interface ThreadDeath {
@@ -31,7 +32,7 @@ export interface ThreadDeath {
 }
 
 /** One message's call, run alone: its output, or the death it caused. */
-type Single = { out: CallOutput; ref?: Slice } | { died: MessageStatus };
+type Single = { out: CallOutput; ref?: PayloadRef } | { died: MessageStatus };
 
 /**
  * A rejection from Piscina that means the thread is gone: it exited, or an error (an uncaught
@@ -92,15 +93,17 @@ export class PoisonIsolation {
   async run(calls: CallInput[]): Promise<TaskResult> {
     const routed = this.#config.batchers !== null;
     const outputs: CallOutput[] = [];
-    const refs: Slice[][] = [];
+    const refs: PayloadRef[][] = [];
+    let busyMs = 0;
     for (const call of calls) {
       const singles: Single[] = [];
       for (let i = 0; i < call.datas.length; i++) singles.push(await this.#runAlone(single(call, i)));
       const merged = merge(call, singles, routed);
       outputs.push(merged.out);
       refs.push(merged.refs);
+      busyMs += merged.out.busyMs;
     }
-    return routed ? { outputs, refs } : { outputs };
+    return { outputs, refs, busyMs };
   }
 
   async #runAlone(call: CallInput): Promise<Single> {
@@ -118,7 +121,7 @@ export class PoisonIsolation {
     const out = result.outputs[0]!;
     const offsets = result.offsets?.[0];
     if (!offsets || offsets.length < 2) return { out };
-    return { out, ref: { buffer: result.buffer!, start: offsets[0]!, end: offsets[1]! } };
+    return { out, ref: new SliceRef(result.buffer!, offsets[0]!, offsets[1]!) };
   }
 
   // Started on the first death only: a pipeline whose threads never die never pays for it.
@@ -154,20 +157,22 @@ function single(call: CallInput, i: number): CallInput {
   if (init) out.inits = [init];
   const columns = call.metadataColumns;
   if (columns) out.metadataColumns = { keys: columns.keys, columns: columns.columns.map((column) => [column[i]]) };
+  if (call.want === true || call.want?.includes(i)) out.want = true;
   return out;
 }
 
 /** The outputs of a call's messages, each run alone, as the output of the call. */
-function merge(call: CallInput, singles: Single[], routed: boolean): { out: CallOutput; refs: Slice[] } {
+function merge(call: CallInput, singles: Single[], routed: boolean): { out: CallOutput; refs: PayloadRef[] } {
   const size = singles.length;
   const statuses: MessageStatus[] = new Array(size);
   const batchers: string[] = new Array(size);
   const batchKeys: unknown[] = new Array(size);
   const batchModes: MessageInit['batchMode'][] = new Array(size);
-  const forward: number[] = [];
-  const refs: Slice[] = [];
+  const sent: number[] = [];
+  const refs: PayloadRef[] = [];
   const ackOps: [number, AckOp[]][] = [];
   const logs: RunnerLog[] = [];
+  const failures: FailureReport[] = [];
   let allOk = true;
   let busyMs = 0;
   let failedHandled = 0;
@@ -192,11 +197,12 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
       batchModes[i] = 'all' in out.batchModes! ? out.batchModes.all : out.batchModes!.each[0];
     }
     if (s.ref) {
-      forward.push(i);
+      sent.push(i);
       refs.push(s.ref);
     }
     if (out.ackOps) for (const [, ops] of out.ackOps) ackOps.push([i, ops]);
     if (out.logs) logs.push(...out.logs);
+    if (out.failures) failures.push(...out.failures);
     if (out.handleFailed) {
       failedHandled += out.handleFailed.size;
       threw ||= out.handleFailed.threw;
@@ -209,10 +215,11 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
     out.batchers = columnOf(batchers);
     out.batchKeys = columnOf(batchKeys);
     out.batchModes = columnOf(batchModes as NonNullable<MessageInit['batchMode']>[]);
-    if (forward.length !== size) out.forward = forward;
   }
+  if (refs.length > 0 && sent.length !== size) out.sent = sent;
   if (ackOps.length > 0) out.ackOps = ackOps;
   if (failedHandled > 0) out.handleFailed = { size: failedHandled, threw };
   if (logs.length > 0) out.logs = logs;
+  if (failures.length > 0) out.failures = failures;
   return { out, refs };
 }

@@ -1,20 +1,66 @@
 import type { BatchInfo, HandlerShape } from '@throughway/workers';
 import type { BatchMode } from '@throughway/workers';
-import type { BatchOutput, CallInput, CallOutput } from '@throughway/workers/internal';
+import type { BatchOutput, CallOutput, ProcessedValue } from '@throughway/workers/internal';
+import type { MainMessage } from '../message.js';
 
-/** A processed message on its way to a batch worker; only the runtime knows its form. */
-export type PayloadRef = unknown;
+/**
+ * A processed message's `[data, metadata]` as a runtime holds it: the value itself inline, a
+ * slice of an encoded buffer on threads. `read()` decodes it; only an acknowledger or a
+ * subscriber that reads `message.data` makes anyone call it.
+ */
+export interface PayloadRef {
+  read(): ProcessedValue;
+}
 
 export interface TaskResult {
   outputs: CallOutput[];
-  /** Per call, one ref per forwarded message (`outputs[c].forward`). */
-  refs?: PayloadRef[][];
+  /** Per call, one ref per value the call sent back (`outputs[c].sent`, or every message). */
+  refs: (PayloadRef[] | undefined)[];
+  /** Time the processor spent on the task: callbacks, codec and task overhead. */
+  busyMs: number;
 }
 
 export interface BatchJob {
   info: BatchInfo;
   refs: PayloadRef[];
   modes: BatchMode[];
+  /** Some acknowledger of the batch reads processed data: send the values back. */
+  want: boolean;
+}
+
+/** A batch's output with its values (if sent back) as refs, one per `sent` index. */
+export type BatchResult = Omit<BatchOutput, 'values'> & { refs?: PayloadRef[] };
+
+/**
+ * How the coordinator feeds a runtime: each runtime states its own rules, so the coordinator
+ * never asks which runtime it has.
+ */
+export interface RuntimeRules {
+  /** `context` is copied into other threads: it must be plain data (checked at start). */
+  copiesContext: boolean;
+  /** Tasks a processor slot may have in flight without `partitionBy` (with it: 1, for order). */
+  tasksInFlight: number;
+  /** Several calls per task, to pay a thread hop once for many messages. */
+  bundleCalls: boolean;
+  /** With no `maxDemand` set, demand may follow the handler's measured cost per message. */
+  adaptiveDemand: boolean;
+  /** `maxDemand` when the user sets none (the starting point when adaptive). */
+  defaultMaxDemand: number;
+}
+
+/** What every runtime is built from (a runtime uses what it needs of it). */
+export interface RuntimeOptions {
+  pipeline: string;
+  handlers: string;
+  context: unknown;
+  /** Processors running at once. */
+  concurrency: number;
+  batchers: { name: string; concurrency: number }[];
+  resourceLimits?: import('node:worker_threads').ResourceLimits;
+  /** A processor thread died: once per death, whether it held a task or not. */
+  onThreadDeath: (death: import('./isolation.js').ThreadDeath) => void;
+  /** A warning for the pipeline's logger (once, at start). */
+  warn: (message: string) => void;
 }
 
 /**
@@ -23,15 +69,16 @@ export interface BatchJob {
  * `@throughway/workers`, so they share every semantic.
  */
 export interface PipelineRuntime {
-  readonly kind: 'inline' | 'threads';
+  readonly rules: RuntimeRules;
   /** Loads the handler module (and runs `setup` where it belongs); reports its callbacks. */
   start(): Promise<HandlerShape>;
-  runCalls(slot: number, calls: CallInput[]): Promise<TaskResult>;
+  /** Runs processor calls (each a list of messages, one `prepareMessages`) as one task. */
+  runCalls(slot: number, calls: MainMessage[][]): Promise<TaskResult>;
   /**
    * Runs batches of one batcher slot one at a time, in the order given, also across calls:
    * a slot may send more before the last call settled. A dead thread rejects the call.
    */
-  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchOutput[]>;
+  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchResult[]>;
   /** `graceful`: run `teardown` in every thread first. Never leaves a thread or handle behind. */
   stop(graceful: boolean): Promise<void>;
 }

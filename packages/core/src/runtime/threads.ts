@@ -1,32 +1,36 @@
-import { BroadcastChannel, type ResourceLimits } from 'node:worker_threads';
+import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError } from '@throughway/workers';
 import type { HandlerShape } from '@throughway/workers';
+import { warnSqliteThreadHazard } from '@throughway/workers/internal';
 import {
   processorTaskUrl,
   reviveError,
   type DescribeResult,
   concatSlices,
-  type BatchOutput,
-  type CallInput,
   type EncodedBatch,
-  type Slice,
   type ProcessorTaskResult,
   type ProcessorThreadConfig,
 } from '@throughway/workers/internal';
+import type { MainMessage } from '../message.js';
 import { BatchThread, BatchThreadDeath } from './batch-thread.js';
+import { toCallInput } from './call-input.js';
 import { PoisonIsolation, isThreadDeath, type ThreadDeath } from './isolation.js';
-import type { BatchJob, PipelineRuntime, TaskResult } from './runtime.js';
+import type { BatchJob, BatchResult, RuntimeRules, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
+import { SliceRef, slicesOf } from './slice-ref.js';
 
 let nextChannel = 0;
 
 const MAX_BATCH_RESENDS = 3;
 
 function encodeBatch(batcher: string, job: BatchJob): EncodedBatch {
-  const { buffer, offsets } = concatSlices(job.refs as Slice[]);
+  // Every ref a batch holds came from runCalls: slices of a processor's buffer.
+  const { buffer, offsets } = concatSlices(job.refs as SliceRef[]);
   const flush: number[] = [];
   for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
-  return { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
+  const batch: EncodedBatch = { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
+  if (job.want) batch.want = true;
+  return batch;
 }
 
 /**
@@ -35,7 +39,12 @@ function encodeBatch(batcher: string, job: BatchJob): EncodedBatch {
  * task and go on to the batch worker as they are: the main thread never decodes them.
  */
 export class ThreadsRuntime implements PipelineRuntime {
-  readonly kind = 'threads';
+  /**
+   * Two tasks in flight per slot let a thread start the next while the main thread handles the
+   * last; several calls per task pay the hop (~30 µs) once; demand follows the measured cost.
+   */
+  static readonly rules: RuntimeRules = Object.freeze({ copiesContext: true, tasksInFlight: 2, bundleCalls: true, adaptiveDemand: true, defaultMaxDemand: 200 });
+  readonly rules = ThreadsRuntime.rules;
   #pool: Piscina;
   #config: ProcessorThreadConfig;
   #batchThreads = new Map<string, BatchThread[]>();
@@ -47,16 +56,7 @@ export class ThreadsRuntime implements PipelineRuntime {
   #deaths = new WeakSet<object>();
   #stopping = false;
 
-  constructor(options: {
-    pipeline: string;
-    handlers: string;
-    context: unknown;
-    concurrency: number;
-    batchers: { name: string; concurrency: number }[];
-    resourceLimits?: ResourceLimits;
-    /** A processor thread died: once per death, whether it held a task or not. */
-    onThreadDeath: (death: ThreadDeath) => void;
-  }) {
+  constructor(options: RuntimeOptions) {
     this.#config = {
       pipeline: options.pipeline,
       handlers: options.handlers,
@@ -80,6 +80,8 @@ export class ThreadsRuntime implements PipelineRuntime {
       // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
       // the thread; passed explicitly, V8 flags such as --max-semi-space-size would be refused.
     });
+    // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
+    warnSqliteThreadHazard(options.handlers, options.warn);
     this.#onThreadDeath = options.onThreadDeath;
     // A thread that died holding no task (say, a timer threw after its task ended). Without a
     // listener this 'error' would be re-thrown on the main thread and end the process.
@@ -114,33 +116,30 @@ export class ThreadsRuntime implements PipelineRuntime {
     return shape;
   }
 
-  async runCalls(_slot: number, calls: CallInput[]): Promise<TaskResult> {
+  async runCalls(_slot: number, calls: MainMessage[][]): Promise<TaskResult> {
     let result: ProcessorTaskResult;
+    const inputs = calls.map((call) => toCallInput(call, true));
     try {
-      result = (await this.#pool.run({ kind: 'calls', calls })) as ProcessorTaskResult;
+      result = (await this.#pool.run({ kind: 'calls', calls: inputs })) as ProcessorTaskResult;
     } catch (error) {
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
       if (!isThreadDeath(error, this.#stopping)) throw died;
       // A task waiting behind the dead one in the same thread rejects with the same error.
       if (!this.#deaths.has(error as object)) {
         this.#deaths.add(error as object);
-        this.#onThreadDeath({ error: died, phase: 'task', messages: calls.reduce((n, c) => n + c.datas.length, 0) });
+        this.#onThreadDeath({ error: died, phase: 'task', messages: calls.reduce((n, c) => n + c.length, 0) });
       }
-      return this.#isolation.run(calls);
+      return this.#isolation.run(inputs);
     }
     if (result.initError) throw reviveError(result.initError, 'ERR_THROUGHWAY_SETUP_FAILED');
     this.#threadsSeen.add(result.threadId);
-    if (!result.buffer) return { outputs: result.outputs };
+    const busyMs = result.busyMs ?? 0;
     const buffer = result.buffer;
-    const refs = result.offsets!.map((offsets) => {
-      const list: Slice[] = new Array(offsets.length - 1);
-      for (let k = 0; k < list.length; k++) list[k] = { buffer, start: offsets[k]!, end: offsets[k + 1]! };
-      return list;
-    });
-    return { outputs: result.outputs, refs };
+    if (!buffer) return { outputs: result.outputs, refs: [], busyMs };
+    return { outputs: result.outputs, refs: result.offsets!.map((offsets) => slicesOf(buffer, offsets)), busyMs };
   }
 
-  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchOutput[]> {
+  runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchResult[]> {
     return this.#runBatchesOn(this.#batchThreads.get(batcher)![slot]!, batcher, jobs, 0);
   }
 
@@ -151,9 +150,10 @@ export class ThreadsRuntime implements PipelineRuntime {
    * answer; a batch resent MAX_BATCH_RESENDS times fails anyway, so deaths with no culprit
    * (a timer that kills every new thread) cannot loop forever.
    */
-  async #runBatchesOn(thread: BatchThread, batcher: string, jobs: BatchJob[], resends: number): Promise<BatchOutput[]> {
+  async #runBatchesOn(thread: BatchThread, batcher: string, jobs: BatchJob[], resends: number): Promise<BatchResult[]> {
     try {
-      return await thread.run(jobs.map((job) => encodeBatch(batcher, job)));
+      const outputs = await thread.run(jobs.map((job) => encodeBatch(batcher, job)));
+      return outputs.map(({ buffer, offsets, ...out }) => (buffer ? { ...out, refs: slicesOf(buffer, offsets!) } : out));
     } catch (error) {
       if (!(error instanceof BatchThreadDeath)) throw error;
       const died = { kind: 'error' as const, error: serializeError(error) };

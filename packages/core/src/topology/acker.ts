@@ -4,6 +4,7 @@ import { serializeError } from '@throughway/workers';
 import { ACKED, type MainMessage } from '../message.js';
 import { channels } from '../telemetry.js';
 import type { Stats } from '../stats.js';
+import { logErr } from './failure-log.js';
 
 export type AckStage = 'processor' | 'batcher' | 'immediate';
 
@@ -74,7 +75,7 @@ export class Acker {
   }
 
   #call(stage: AckStage, g: Group): void {
-    this.#stats.acked(g.successful.length, g.failed.length);
+    this.#stats.acked(g.successful.length, g.failed);
     if (channels.ack.hasSubscribers) {
       channels.ack.publish({ pipeline: this.#pipeline, stage, ref: g.ref, successful: g.successful, failed: g.failed });
     }
@@ -92,6 +93,9 @@ export class Acker {
 
   #failed(g: Group, error: unknown): void {
     this.#stats.ackErrors++;
-    this.#logger.error({ err: serializeError(error), ref: g.ref, successful: g.successful.length, failed: g.failed.length }, 'acknowledger threw; the pipeline goes on');
+    this.#logger.error(
+      { pipeline: this.#pipeline, stage: 'ack', err: logErr(serializeError(error)), ref: g.ref, successful: g.successful.length, failed: g.failed.length },
+      'acknowledger threw; the pipeline goes on',
+    );
   }
 }

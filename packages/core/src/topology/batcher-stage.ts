@@ -1,13 +1,13 @@
-import type { BatchInfo, BatchMode, BatchTrigger } from '@throughway/workers';
+import type { BatchInfo, BatchTrigger } from '@throughway/workers';
 import { serializeError } from '@throughway/workers';
-import { OK, type BatchOutput } from '@throughway/workers/internal';
-import type { MainMessage } from '../message.js';
+import { wantsData, type MainMessage } from '../message.js';
 import type { ResolvedBatcher } from '../options.js';
-import type { PayloadRef } from '../runtime/runtime.js';
+import type { BatchResult, PayloadRef } from '../runtime/runtime.js';
 import { channels } from '../telemetry.js';
-import { applyAckOps } from './ack-ops.js';
+import { applyOutput } from './apply-output.js';
+import { logErr } from './failure-log.js';
 import { hashKey } from './hash-key.js';
-import type { StageHost } from './host.js';
+import type { BatchSink, StageHost } from './host.js';
 
 interface Pending {
   key: unknown;
@@ -58,7 +58,7 @@ function mapKey(key: unknown): unknown {
  * key goes to the least loaded slot: hashing alone would often put the few busy keys of a
  * pipeline (say 'customers' and 'orders') on one slot and leave the other idle.
  */
-export class BatcherStage {
+export class BatcherStage implements BatchSink {
   readonly options: ResolvedBatcher;
   #host: StageHost;
   #pending = new Map<unknown, Pending>();
@@ -170,12 +170,12 @@ export class BatcherStage {
 
   #run(slotIndex: number): void {
     const slot = this.#slots[slotIndex]!;
-    if (slot.running >= CALLS_IN_FLIGHT || slot.queue.length === 0 || this.#host.halted) return;
+    if (slot.running >= CALLS_IN_FLIGHT || slot.queue.length === 0 || this.#host.run.halted) return;
     // Everything queued for the slot goes in one call: one thread hop for many batches.
     const batches = slot.queue.splice(0, MAX_BATCHES_PER_CALL);
     slot.running++;
     const started = performance.now();
-    const jobs = batches.map((b) => ({ info: b.info, refs: b.refs, modes: b.messages.map((m) => m.batchMode) }));
+    const jobs = batches.map((b) => ({ info: b.info, refs: b.refs, modes: b.messages.map((m) => m.batchMode), want: b.messages.some(wantsData) }));
     this.#host.runtime.runBatches(this.options.name, slotIndex, jobs).then(
       (outputs) => {
         for (let i = 0; i < batches.length; i++) this.#finished(slotIndex, batches[i]!, outputs[i]!);
@@ -194,40 +194,20 @@ export class BatcherStage {
     this.#host.progress();
   }
 
-  #finished(slotIndex: number, batch: Batch, out: BatchOutput): void {
-    const host = this.#host;
-    if (host.halted) return;
-    const { messages, info } = batch;
-    const successful: MainMessage[] = [];
-    const failed: MainMessage[] = [];
-    let notReturned = 0;
-    const { statuses } = out;
-    for (let i = 0; i < messages.length; i++) {
-      const status = statuses ? statuses[i] : OK;
-      if (status === undefined) {
-        notReturned++;
-        continue;
-      }
-      messages[i]!.status = status;
-    }
-    if (out.handleFailed && channels.handleFailed.hasSubscribers) {
-      channels.handleFailed.publish({ pipeline: host.pipeline, stage: 'batcher', ...out.handleFailed });
-    }
-    if (out.ackOps) for (const [i, ops] of out.ackOps) applyAckOps(messages[i]!, ops, host.acker);
-    for (let i = 0; i < messages.length; i++) {
-      if (statuses && statuses[i] === undefined) continue;
-      const m = messages[i]!;
-      (m.status.kind === 'ok' ? successful : failed).push(m);
-    }
-    if (out.logs) for (const log of out.logs) host.logger.warn(log, log.msg);
+  #finished(slotIndex: number, batch: Batch, out: BatchResult): void {
+    if (this.#host.run.halted) return;
+    const { successful, failed, notReturned } = applyOutput(this.#host, 'batcher', batch.messages, out, out.refs, { slot: slotIndex });
     this.#done(slotIndex, batch, successful, failed, notReturned, out.busyMs);
   }
 
   #crashed(slotIndex: number, batch: Batch, error: unknown, started: number): void {
     const host = this.#host;
-    if (host.halted) return;
+    if (host.run.halted) return;
     const serialized = serializeError(error);
-    host.logger.error({ err: serialized, batcher: this.options.name, slot: slotIndex, size: batch.messages.length }, 'a batch worker thread died; its batch is failed and the thread is replaced');
+    host.logger.error(
+      { pipeline: host.pipeline, stage: 'batcher', batcher: this.options.name, slot: slotIndex, messages: batch.messages.length, err: logErr(serialized) },
+      'a batch worker thread died; its batch is failed and the thread is replaced',
+    );
     for (const m of batch.messages) m.status = { kind: 'error', error: serialized };
     this.#done(slotIndex, batch, [], batch.messages, 0, performance.now() - started);
   }
@@ -243,7 +223,7 @@ export class BatcherStage {
     stats.successful += successful.length;
     stats.failed += failed.length;
     stats.notReturned += notReturned;
-    host.stats.inPipeline -= info.size;
+    host.stats.finish(info.size);
     this.#queuedCount -= info.size;
     if (channels.batch.hasSubscribers) {
       channels.batch.publish({ pipeline: host.pipeline, batcher: this.options.name, slot: slotIndex, batchInfo: info, successful, failed, durationMs });

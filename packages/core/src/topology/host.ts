@@ -1,9 +1,27 @@
 import type { Logger } from 'pino';
-import type { PipelineRuntime } from '../runtime/runtime.js';
+import type { MainMessage } from '../message.js';
+import type { PayloadRef, PipelineRuntime } from '../runtime/runtime.js';
 import type { Stats } from '../stats.js';
 import type { Acker } from './acker.js';
-import type { BatcherStage } from './batcher-stage.js';
-import type { ProducerStage } from './producer-stage.js';
+import type { FailureLog } from './failure-log.js';
+
+/** What a processor needs of a producer stage: to be asked for messages. */
+export interface DemandSource {
+  ask(slot: number, count: number): void;
+}
+
+/** What a processor needs of a batcher: to hand it processed messages. */
+export interface BatchSink {
+  add(message: MainMessage, ref: PayloadRef): void;
+  /** The end of one processor call's messages: batches holding a 'flush' message go now. */
+  endOfChunk(): void;
+}
+
+/** Shared, mutable run state: set by the pipeline, read by every stage. */
+export interface RunState {
+  /** True once `stop()` gave up waiting: late results are ignored, nothing more is acked. */
+  halted: boolean;
+}
 
 /** What the stages share: the pipeline's runtime, acker, counters and neighbours. */
 export interface StageHost {
@@ -12,11 +30,12 @@ export interface StageHost {
   readonly acker: Acker;
   readonly stats: Stats;
   readonly logger: Logger;
-  readonly producers: ProducerStage[];
+  readonly failures: FailureLog;
+  readonly run: RunState;
+  /** The producer stages (filled in when they start). */
+  readonly producers: readonly DemandSource[];
   /** `null` when the pipeline has no batchers. */
-  readonly batchers: Map<string, BatcherStage> | null;
-  /** True once `stop()` gave up waiting: late results are ignored, nothing more is acked. */
-  readonly halted: boolean;
+  readonly batchers: ReadonlyMap<string, BatchSink> | null;
   batchersHaveRoom(): boolean;
   /** Work finished somewhere: processors may resume, drain waiters may re-check. */
   progress(): void;

@@ -1,55 +1,26 @@
 import { serializeError } from '@throughway/workers';
-import { OK, cell, isEmpty, type CallInput, type CallOutput, type MessageInit, type MetadataColumns } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { channels } from '../telemetry.js';
-import type { PayloadRef, TaskResult } from '../runtime/runtime.js';
-import { applyAckOps } from './ack-ops.js';
-import type { StageHost } from './host.js';
+import type { CallOutput } from '@throughway/workers/internal';
+import type { RuntimeRules, PayloadRef, TaskResult } from '../runtime/runtime.js';
+import { applyOutput } from './apply-output.js';
+import { logErr } from './failure-log.js';
+import type { BatchSink, StageHost } from './host.js';
 import type { DemandSink } from './producer-stage.js';
 import { Queue } from './queue.js';
 
 export interface SlotOptions {
   maxDemand: number;
   minDemand: number;
-  /** Threads runtime with no user-set demand: size calls from the measured cost per message. */
-  adaptive: boolean;
-  /** Tasks a slot may have in flight: 2 lets a thread start the next while the main thread
-   *  handles the last; 1 with `partitionBy`, so a partition's messages run in order. */
-  maxInFlight: number;
-  /** One call per task (inline) or several calls per task (threads, to amortise the hop). */
-  bundleCalls: boolean;
+  /** With `partitionBy`: one task at a time, so a partition's messages run in order. */
+  ordered: boolean;
+  /** The user set `maxDemand`: never adapt it. */
+  demandSetByUser: boolean;
 }
 
 /** Per-call work a task should carry on threads, so the hop (~30 µs) stays a small share. */
 const TARGET_CALL_MS = 2;
 const MAX_ADAPTIVE_CALL = 2500;
-
-function initOf(m: MainMessage, withMetadata: boolean): MessageInit | undefined {
-  const metadata = withMetadata && !isEmpty(m.metadata);
-  if (m.batcher === 'default' && m.batchKey === 'default' && m.batchMode === 'bulk' && !metadata) return undefined;
-  return { metadata: metadata ? m.metadata : undefined, batcher: m.batcher, batchKey: m.batchKey, batchMode: m.batchMode };
-}
-
-/** Columns when every message has the keys of the first, all with primitive values. */
-function metadataColumns(messages: MainMessage[]): MetadataColumns | undefined {
-  const first = messages[0]!.metadata;
-  const keys = Object.keys(first);
-  if (keys.length === 0) return undefined;
-  const columns: unknown[][] = keys.map(() => new Array(messages.length));
-  for (let i = 0; i < messages.length; i++) {
-    const metadata = messages[i]!.metadata;
-    let count = 0;
-    for (const key in metadata) {
-      const k = keys.indexOf(key);
-      const value = metadata[key];
-      if (k < 0 || (value !== null && typeof value === 'object') || typeof value === 'function') return undefined;
-      columns[k]![i] = value;
-      count++;
-    }
-    if (count !== keys.length) return undefined;
-  }
-  return { keys, columns };
-}
 
 /**
  * One processor, Broadway's way: asks the producers for `maxDemand`, handles what arrives in
@@ -58,7 +29,11 @@ function metadataColumns(messages: MainMessage[]): MetadataColumns | undefined {
 export class ProcessorSlot implements DemandSink {
   readonly index: number;
   #host: StageHost;
-  #o: SlotOptions;
+  #maxDemand: number;
+  #minDemand: number;
+  #tasksInFlight: number;
+  #bundleCalls: boolean;
+  #adaptive: boolean;
   #queue = new Queue<MainMessage>();
   #inFlight = 0;
   #inFlightMessages = 0;
@@ -70,15 +45,20 @@ export class ProcessorSlot implements DemandSink {
   constructor(index: number, host: StageHost, options: SlotOptions) {
     this.index = index;
     this.#host = host;
-    this.#o = { ...options };
+    const rules: RuntimeRules = host.runtime.rules;
+    this.#maxDemand = options.maxDemand;
+    this.#minDemand = options.minDemand;
+    this.#tasksInFlight = options.ordered ? 1 : rules.tasksInFlight;
+    this.#bundleCalls = rules.bundleCalls;
+    this.#adaptive = rules.adaptiveDemand && !options.demandSetByUser;
   }
 
   get maxDemand(): number {
-    return this.#o.maxDemand;
+    return this.#maxDemand;
   }
 
   get minDemand(): number {
-    return this.#o.minDemand;
+    return this.#minDemand;
   }
 
   get idle(): boolean {
@@ -95,18 +75,17 @@ export class ProcessorSlot implements DemandSink {
   }
 
   start(): void {
-    this.#ask(this.#o.maxDemand);
+    this.#ask(this.#maxDemand);
   }
 
   receive(messages: MainMessage[]): void {
-    this.#host.stats.inPipeline += messages.length;
     this.#queue.pushAll(messages);
     this.pump();
   }
 
   pump(): void {
     const host = this.#host;
-    while (this.#queue.length > 0 && this.#inFlight < this.#o.maxInFlight && !host.halted && host.batchersHaveRoom()) {
+    while (this.#queue.length > 0 && this.#inFlight < this.#tasksInFlight && !host.run.halted && host.batchersHaveRoom()) {
       this.#startTask();
     }
   }
@@ -118,35 +97,17 @@ export class ProcessorSlot implements DemandSink {
   }
 
   #startTask(): void {
-    const chunk = Math.max(1, this.#o.maxDemand - this.#o.minDemand);
-    const cap = this.#o.bundleCalls ? Math.max(chunk, Math.ceil(this.#o.maxDemand / 2)) : chunk;
+    const chunk = Math.max(1, this.#maxDemand - this.#minDemand);
+    const cap = this.#bundleCalls ? Math.max(chunk, Math.ceil(this.#maxDemand / 2)) : chunk;
     const taken = this.#queue.take(cap);
     const take = taken.length;
     const calls: MainMessage[][] = [];
-    const inputs: CallInput[] = [];
-    for (let at = 0; at < take; at += chunk) {
-      const n = Math.min(chunk, take - at);
-      const messages = take === n ? taken : taken.slice(at, at + n);
-      const datas = new Array(n);
-      const columns = this.#o.bundleCalls ? metadataColumns(messages) : undefined;
-      let inits: (MessageInit | undefined)[] | undefined;
-      for (let i = 0; i < n; i++) {
-        const m = messages[i]!;
-        datas[i] = m.data;
-        const init = initOf(m, columns === undefined);
-        if (init) (inits ??= new Array(n))[i] = init;
-      }
-      calls.push(messages);
-      const input: CallInput = { datas };
-      if (inits) input.inits = inits;
-      if (columns) input.metadataColumns = columns;
-      inputs.push(input);
-    }
+    for (let at = 0; at < take; at += chunk) calls.push(take <= chunk ? taken : taken.slice(at, at + chunk));
     this.#inFlight++;
     this.#inFlightMessages += take;
     // The clock is read only for telemetry's durationMs, when someone listens.
     const started = channels.processor.hasSubscribers ? performance.now() : 0;
-    this.#host.runtime.runCalls(this.index, inputs).then(
+    this.#host.runtime.runCalls(this.index, calls).then(
       (result) => {
         this.#inFlightMessages -= take;
         this.#finished(calls, result, started);
@@ -161,18 +122,18 @@ export class ProcessorSlot implements DemandSink {
   #finished(calls: MainMessage[][], result: TaskResult, started: number): void {
     this.#inFlight--;
     const host = this.#host;
-    if (host.halted) return;
+    if (host.run.halted) return;
     const durationMs = started === 0 ? 0 : performance.now() - started;
     let busy = 0;
     let size = 0;
     for (let c = 0; c < calls.length; c++) {
       const out = result.outputs[c]!;
-      completeCall(host, this.index, calls[c]!, out, result.refs?.[c], durationMs);
+      completeCall(host, this.index, calls[c]!, out, result.refs[c], durationMs);
       busy += out.busyMs;
       size += out.size;
     }
-    host.stats.busyMs += busy;
-    if (this.#o.adaptive) this.#adapt(busy, size);
+    host.stats.busyMs += result.busyMs;
+    if (this.#adaptive) this.#adapt(busy, size);
     for (const call of calls) this.#used(call.length);
     this.pump();
     host.progress();
@@ -181,20 +142,21 @@ export class ProcessorSlot implements DemandSink {
   #crashed(calls: MainMessage[][], error: unknown): void {
     this.#inFlight--;
     const host = this.#host;
-    if (host.halted) return;
+    if (host.run.halted) return;
     const all = calls.flat();
     const serialized = serializeError(error);
+    const fields = { pipeline: host.pipeline, stage: 'processor', slot: this.index, messages: all.length, err: logErr(serialized) };
     if (serialized.code === 'ERR_THROUGHWAY_THREAD_DIED') {
       host.stats.threadDeaths++;
-      host.logger.error({ err: serialized, messages: all.length }, 'a processor thread died; its messages are failed and the thread is replaced');
+      host.logger.error(fields, 'a processor thread died; its messages are failed and the thread is replaced');
     } else {
-      host.logger.error({ err: serialized, messages: all.length }, 'a processor task failed; its messages are failed');
+      host.logger.error(fields, 'a processor task failed; its messages are failed');
     }
     for (const m of all) m.status = { kind: 'error', error: serialized };
     host.stats.processed += all.length;
     host.stats.processorFailed += all.length;
     host.acker.ack('processor', [], all);
-    host.stats.inPipeline -= all.length;
+    host.stats.finish(all.length);
     for (const call of calls) this.#used(call.length);
     this.pump();
     host.progress();
@@ -202,7 +164,7 @@ export class ProcessorSlot implements DemandSink {
 
   #used(count: number): void {
     this.#owed -= count;
-    this.#ask(this.#o.maxDemand - this.#owed);
+    this.#ask(this.#maxDemand - this.#owed);
   }
 
   // Sizes calls so each carries about TARGET_CALL_MS of handler work: large for cheap
@@ -215,42 +177,17 @@ export class ProcessorSlot implements DemandSink {
     const call = Math.max(1, Math.min(MAX_ADAPTIVE_CALL, Math.round(TARGET_CALL_MS / Math.max(this.#costMs, 1e-6))));
     const maxDemand = call * 2;
     // Ignore small wobbles: changing demand costs nothing, but churn makes figures hard to read.
-    if (Math.abs(maxDemand - this.#o.maxDemand) / this.#o.maxDemand < 0.25) return;
-    this.#o.maxDemand = maxDemand;
-    this.#o.minDemand = call;
+    if (Math.abs(maxDemand - this.#maxDemand) / this.#maxDemand < 0.25) return;
+    this.#maxDemand = maxDemand;
+    this.#minDemand = call;
   }
 }
 
-/** Applies one processor call's results on the main thread: statuses, ack requests, acks, routing. */
+/** Applies one processor call's results on the main thread, then acks and routes. */
 function completeCall(host: StageHost, slot: number, messages: MainMessage[], out: CallOutput, refs: PayloadRef[] | undefined, durationMs: number): void {
   const size = messages.length;
-  const { statuses } = out;
-  if (statuses) for (let i = 0; i < size; i++) messages[i]!.status = statuses[i]!;
-  else for (let i = 0; i < size; i++) messages[i]!.status = OK;
-  if (out.batchers) {
-    const batchers = out.batchers;
-    const keys = out.batchKeys!;
-    const modes = out.batchModes!;
-    for (let i = 0; i < size; i++) {
-      const m = messages[i]!;
-      m.batcher = cell(batchers, i);
-      m.batchKey = cell(keys, i);
-      m.batchMode = cell(modes, i);
-    }
-  }
-  if (out.ackOps) for (const [i, ops] of out.ackOps) applyAckOps(messages[i]!, ops, host.acker);
-
-  // handleFailed ran in the call, before any ack: its event goes out first too.
-  if (out.handleFailed && channels.handleFailed.hasSubscribers) {
-    channels.handleFailed.publish({ pipeline: host.pipeline, stage: 'processor', ...out.handleFailed });
-  }
-  const failed: MainMessage[] = [];
-  const successful: MainMessage[] = [];
-  for (let i = 0; i < size; i++) {
-    const m = messages[i]!;
-    if (m.status.kind === 'ok') successful.push(m);
-    else failed.push(m);
-  }
+  const applied = applyOutput(host, 'processor', messages, out, refs, { slot });
+  const { successful, failed } = applied;
   const { stats } = host;
   stats.calls++;
   stats.processed += size;
@@ -259,24 +196,22 @@ function completeCall(host: StageHost, slot: number, messages: MainMessage[], ou
 
   if (host.batchers === null) {
     host.acker.ack('processor', successful, failed);
-    stats.inPipeline -= size;
+    stats.finish(size);
   } else {
     if (failed.length > 0) host.acker.ack('processor', [], failed);
-    stats.inPipeline -= failed.length;
-    const forward = out.forward;
-    const count = forward ? forward.length : size;
-    const touched = new Set<string>();
-    for (let k = 0; k < count; k++) {
-      const m = messages[forward ? forward[k]! : k]!;
+    stats.finish(failed.length);
+    const touched = new Set<BatchSink>();
+    for (let i = 0; i < size; i++) {
+      const m = messages[i]!;
       // A failed configureAck may have failed a message after it was processed.
       if (m.status.kind !== 'ok') continue;
-      host.batchers.get(m.batcher)!.add(m, refs![k]);
-      touched.add(m.batcher);
+      const batcher = host.batchers.get(m.batcher)!;
+      batcher.add(m, applied.refs![i]!);
+      touched.add(batcher);
     }
-    for (const name of touched) host.batchers.get(name)!.endOfChunk();
+    for (const batcher of touched) batcher.endOfChunk();
   }
 
-  if (out.logs) for (const log of out.logs) host.logger.warn(log, log.msg);
   if (channels.processor.hasSubscribers) {
     channels.processor.publish({ pipeline: host.pipeline, processor: 'default', slot, size, successful: successful.length, failed: failed.length, durationMs });
   }

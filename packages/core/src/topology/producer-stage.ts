@@ -7,6 +7,8 @@ import type { Stats } from '../stats.js';
 import { channels } from '../telemetry.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { Queue } from './queue.js';
+import { logErr } from './failure-log.js';
+import type { DemandSource } from './host.js';
 
 /** The side of a processor slot a producer stage hands messages to. */
 export interface DemandSink {
@@ -24,7 +26,7 @@ export interface ProducerStageOptions {
   stats: Stats;
   /** With `partitionBy`: the slot each message must go to. */
   partition?: (message: MainMessage) => number;
-  /** An asynchronous `handleDemand` settled: drain waiters re-check. */
+  /** An asynchronous `handleDemand` settled, or the producer ran dry: waiters re-check. */
   progress: () => void;
   /** The pipeline's topology, handed to the producer through its controller. */
   topology?: () => Topology;
@@ -36,7 +38,7 @@ export interface ProducerStageOptions {
  * slot with the most demand, as GenStage's demand dispatcher does. Messages it cannot place yet
  * wait in its buffer.
  */
-export class ProducerStage {
+export class ProducerStage implements DemandSource {
   readonly index: number;
   readonly producer: Producer;
   #o: ProducerStageOptions;
@@ -47,6 +49,7 @@ export class ProducerStage {
   #buffer = new Queue<MainMessage>();
   #draining = false;
   #stopped = false;
+  #exhausted = false;
   #calls = 0;
 
   constructor(options: ProducerStageOptions) {
@@ -66,11 +69,22 @@ export class ProducerStage {
       push(events: unknown[]) {
         stage.#emit(events);
       },
+      exhausted() {
+        if (stage.#exhausted) return;
+        stage.#exhausted = true;
+        // Said inside handleDemand, before its last events are returned: look after them.
+        queueMicrotask(() => stage.#o.progress());
+      },
       pipelineName: this.#o.pipeline,
       index: this.index,
       hasTransformer: this.#o.transformer !== undefined,
       topology: this.#o.topology,
     };
+  }
+
+  /** The producer said, through its controller, that it will emit nothing more. */
+  get exhausted(): boolean {
+    return this.#exhausted;
   }
 
   get buffered(): number {
@@ -90,6 +104,7 @@ export class ProducerStage {
 
   /** Messages given by `pipeline.push`: no transformer, no rate limit. */
   pushMessages(messages: MainMessage[]): void {
+    this.#o.stats.admit(messages.length);
     this.#buffer.pushAll(messages);
     this.#dispatch();
   }
@@ -148,7 +163,7 @@ export class ProducerStage {
   }
 
   #producerError(error: unknown): void {
-    this.#o.logger.error({ err: serializeError(error), producer: this.index }, 'producer handleDemand failed; its demand is asked again later');
+    this.#o.logger.error({ pipeline: this.#o.pipeline, stage: 'producer', producer: this.index, err: logErr(serializeError(error)) }, 'producer handleDemand failed; its demand is asked again later');
     // The demand it failed to answer is released, so a later ask can retry it.
     this.#requested = 0;
   }
@@ -166,13 +181,14 @@ export class ProducerStage {
       } catch (error) {
         if (transformer) stats.transformerErrors++;
         else stats.invalidEvents++;
-        logger.error({ err: serializeError(error), event: safeEvent(event), producer: this.index }, transformer ? 'transformer threw; the event is dropped' : 'producer emitted something that is not a message; it is dropped');
+        logger.error({ pipeline: this.#o.pipeline, stage: 'producer', err: logErr(serializeError(error)), event: safeEvent(event), producer: this.index }, transformer ? 'transformer threw; the event is dropped' : 'producer emitted something that is not a message; it is dropped');
         if (channels.transformerError.hasSubscribers) {
           channels.transformerError.publish({ pipeline: this.#o.pipeline, event, error: serializeError(error) });
         }
         continue;
       }
       this.#buffer.push(message);
+      stats.admit(1);
     }
     stats.emitted += n;
     this.#dispatch();

@@ -1,6 +1,7 @@
 import { ThroughwayError } from '@throughway/workers';
 import { describeValue } from '@throughway/workers/internal';
 import type { RateLimitingOptions } from '../options.js';
+import { rangeText, specOf } from '../option-schema.js';
 
 export interface RateLimitUpdate {
   allowedMessages?: number;
@@ -51,13 +52,22 @@ export class RateLimiter {
   }
 
   update(update: RateLimitUpdate): void {
-    if (update === null || typeof update !== 'object') {
+    if (update === null || typeof update !== 'object' || Array.isArray(update)) {
       throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected updateRateLimiting to get { allowedMessages?, interval?, reset? }, got ${describeValue(update)}`);
+    }
+    for (const key of Object.keys(update)) {
+      if (key !== 'allowedMessages' && key !== 'interval' && key !== 'reset') {
+        throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Unknown key \`${key}\` in updateRateLimiting; the known ones are allowedMessages, interval, reset`, { details: { path: key } });
+      }
+    }
+    if (update.reset !== undefined && typeof update.reset !== 'boolean') {
+      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected \`reset\` to be a boolean, got ${describeValue(update.reset)}`);
     }
     for (const key of ['allowedMessages', 'interval'] as const) {
       const v = update[key];
-      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
-        throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected \`${key}\` to be an integer from 1 and up, got ${describeValue(v)}`);
+      const spec = specOf(`producer.rateLimiting.${key}`);
+      if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < spec.min! || v > spec.max!)) {
+        throw new ThroughwayError('ERR_THROUGHWAY_INVALID_ARGUMENT', `Expected \`${key}\` to be ${rangeText(spec)}, got ${describeValue(v)}`, { details: { path: key } });
       }
     }
     this.#allowed = update.allowedMessages ?? this.#allowed;
