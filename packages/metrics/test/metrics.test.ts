@@ -110,11 +110,14 @@ describe('serveMetrics', () => {
     const rec = recorder();
     const total = 1500;
     const events = Array.from({ length: total }, (_, i) => ({ id: i, fail: i % 25 === 0, batcher: i % 2 === 0 ? 'even' : 'default' }));
+    // Kept open after its last event: fromIterable reports itself exhausted, and the pipeline
+    // would then stop on its own (pipeline.done) before the final scrape.
+    const source = fromIterable(events);
     const pipeline = await Pipeline.start({
       name: unique('metrics'),
       handlers: HANDLERS,
       producer: {
-        module: fromIterable(events),
+        module: { ...source, init: (controller) => source.init!({ ...controller, exhausted: undefined }) },
         transformer: (e) => createMessage(e, { acknowledger: { module: rec.module, ref: 'r' } }),
         rateLimiting: { allowedMessages: 100, interval: 100 },
       },
