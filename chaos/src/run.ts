@@ -42,12 +42,7 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/**
- * The checks, in order. The core half of the fuzz check needs ranges on the core options
- * (issue 8): until they land it is marked as expected to fail. (The poison check needed the
- * engine to isolate the message that killed its thread, issue 9 finding 2: landed.)
- */
-const CORE_RANGES = 'ranges on the core options come with issue 8, not landed at this commit';
+/** The checks, in order. */
 
 const CHECKS: Check[] = [
   fuzz('sqlite'),
@@ -57,9 +52,7 @@ const CHECKS: Check[] = [
   poison(),
   twoProcesses(),
   payloads(),
-  // Last: until the core ranges land, its cases that start threads without end are each killed
-  // after a few seconds, and with --short (CI) it is not run at all (see main).
-  fuzz('core', CORE_RANGES),
+  fuzz('core'),
 ];
 
 function countsText(c: Counts): string {

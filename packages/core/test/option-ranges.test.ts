@@ -85,6 +85,18 @@ describe('numeric option ranges', () => {
     const error = await rejection(options);
     expect(error.message).toContain('Unknown option `processors.default.resourceLimits.maxOldGenMb`');
   });
+
+  test('resourceLimits take whole megabytes from 1 up (a fraction of a MB is a thread that dies at start-up)', async () => {
+    for (const key of ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb']) {
+      for (const value of [0.5, 0, -1, 2 ** 53]) {
+        const options = base();
+        options.processors.default.resourceLimits = { [key]: value };
+        const error = await rejection(options);
+        expect(error.code).toBe('ERR_THROUGHWAY_INVALID_OPTION');
+        expect(error.details.path).toBe(`processors.default.resourceLimits.${key}`);
+      }
+    }
+  });
 });
 
 describe('the schema drives the documented defaults', () => {
