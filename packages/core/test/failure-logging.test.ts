@@ -113,8 +113,10 @@ describe.each(RUNTIMES)('counters [%s]', (runtime) => {
     p.push(rec.messages(Array.from({ length: 20 }, (_, i) => ({ id: i + 1, busyMs: 40 }))));
     await rec.waitForCount(20);
     const { load } = p.stats().processors;
-    // load = busy / wall since the start, per processor (concurrency 1 here).
+    // load = busy / wall since the start, per processor (concurrency 1 here). The handler spins
+    // on Date.now() (whole ms), the runtime times the task with performance.now(): a 40 ms spin
+    // may read 39.9 ms there, so the bound leaves 5% for that (a CI run read 799.8).
     expect(load).toBeLessThanOrEqual(1);
-    expect(load * (performance.now() - t0)).toBeGreaterThanOrEqual(800);
+    expect(load * (performance.now() - t0)).toBeGreaterThanOrEqual(760);
   });
 });
