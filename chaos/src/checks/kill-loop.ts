@@ -92,17 +92,22 @@ export function killLoop(sink: Sink, sizes: { full: { events: number; kills: num
       const seed = context.seed;
       let peak = 0;
       try {
+        const refStart = Date.now();
         const reference = demo(place(0), events, seed);
         const refExit = await reference.exited;
+        const refMs = Date.now() - refStart;
         peak = Math.max(peak, reference.peakRssMb());
         if (refExit.code !== 0) return { name: this.name, ok: false, counts: {}, note: `the uninterrupted run failed (exit ${refExit.code}):\n${reference.output()}` };
 
         let done = 0;
         let finishedEarly = false;
+        // 0.05 to 3 s after the process starts (before, during and after enqueueing and pipeline
+        // start), but inside the run: on a fast, idle machine a whole run can take less than 3 s,
+        // so the moments are bounded by 80% of the uninterrupted run's time.
+        const latest = Math.max(100, Math.min(3000, Math.floor(refMs * 0.8)));
         for (let k = 0; k < kills; k++) {
           const child = demo(place(1), events, seed);
-          // 0.05 to 3 s after the process starts: before, during and after enqueueing and pipeline start.
-          const at = context.random.int(50, 3000);
+          const at = context.random.int(50, latest);
           const exitedFirst = await Promise.race([child.exited.then(() => true), sleep(at).then(() => false)]);
           peak = Math.max(peak, child.peakRssMb());
           if (exitedFirst) {
@@ -126,9 +131,11 @@ export function killLoop(sink: Sink, sizes: { full: { events: number; kills: num
         for (const [id, reason] of b.dead) if (a.dead.get(id) !== reason) wronglyDead++;
         for (const id of a.dead.keys()) if (!b.dead.has(id)) lost++;
         const checkOk = lastExit.code === 0 && summary?.check?.ok === true;
-        const ok = checkOk && lost === 0 && wronglyDead === 0 && duplicates === 0 && !finishedEarly;
-        const note = `${events} events, seed ${seed}, ${a.rows.size} rows and ${a.dead.size} dead letters in the reference` +
-          (finishedEarly ? `; a run finished before its kill after ${done} kills (too few events for the budget)` : '') +
+        // Every kill leaves less work for the next run, so a late run may finish before its kill:
+        // that ends the loop (there is nothing left to interrupt), and is fine once a kill landed.
+        const ok = checkOk && lost === 0 && wronglyDead === 0 && duplicates === 0 && done > 0;
+        const note = `${events} events, seed ${seed}, ${a.rows.size} rows and ${a.dead.size} dead letters in the reference (${refMs} ms), kills 0.05-${latest / 1000} s after start` +
+          (finishedEarly ? `; run ${done + 1} finished before its kill (the work left was done), after ${done} kills` : '') +
           (checkOk ? '' : `; the final run did not pass its check (exit ${lastExit.code}):\n${last.output().slice(-2000)}`);
         return { name: this.name, ok, counts: { kills: done, lost, wronglyDead, duplicates, peakRssMb: peak }, note };
       } finally {
