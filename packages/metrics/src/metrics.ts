@@ -57,12 +57,19 @@ export function createMetrics(pipeline: Pipeline, options: MetricsOptions = {}):
   const watch = new PipelineWatch(pipeline);
   const registers = [registry];
   const names: string[] = [];
-  // One stats() per scrape, shared by every collector of that scrape.
-  let snapshot: { at: number; stats: PipelineStats } | undefined;
+  // One stats() per scrape, shared by every collector of that scrape: the collectors of one
+  // scrape run in one turn of the event loop, so the snapshot is dropped at the next turn. (A
+  // snapshot kept for a fixed time served a scrape right after the last ack the counts of the
+  // scrape before it.)
+  let snapshot: PipelineStats | undefined;
   const stats = (): PipelineStats => {
-    const now = performance.now();
-    if (!snapshot || now - snapshot.at > 50) snapshot = { at: now, stats: pipeline.stats() };
-    return snapshot.stats;
+    if (!snapshot) {
+      snapshot = pipeline.stats();
+      setImmediate(() => {
+        snapshot = undefined;
+      }).unref();
+    }
+    return snapshot;
   };
 
   const counterFromStats = (name: string, help: string, read: (s: PipelineStats) => number): void => {
