@@ -3,11 +3,29 @@ import { deserialize, serialize } from 'node:v8';
 /**
  * Processed messages travel from a processor thread to a batch worker through the main thread,
  * which must not parse them. Each message becomes a byte slice of one buffer per task; the main
- * thread only copies slices into a batch buffer. Strings with no metadata, the common case of
- * a JSON payload, skip the v8 serializer.
+ * thread only copies slices into a batch buffer.
+ *
+ * The v8 serializer is exact but costs microseconds per call whatever the value (a fresh
+ * serializer, a header, a buffer), and a batch of small values pays it per message. So a value
+ * that JSON carries exactly takes a cheaper form: a string or a number with no metadata as
+ * itself, a plain JSON-safe value as JSON text. "Exactly" means that decoding gives what the
+ * structured clone of the value would give: anything JSON would change (undefined, -0, NaN,
+ * a Date, a class instance, a sparse array, an object met twice, a lone surrogate) takes the
+ * v8 path.
  */
 const TAG_STRING = 1;
 const TAG_V8 = 2;
+const TAG_NUMBER = 3;
+/** JSON of the data; metadata `{}`. */
+const TAG_JSON = 4;
+/** JSON of `[data, metadata]`. */
+const TAG_JSON_PAIR = 5;
+
+/**
+ * Objects a value may hold and still take the JSON path (the check is quadratic in them); a
+ * bigger value pays the v8 serializer's fixed cost over many bytes.
+ */
+const MAX_JSON_OBJECTS = 64;
 
 export interface EncodedValues {
   buffer: Uint8Array;
@@ -27,37 +45,109 @@ export function isEmpty(metadata: Record<string, unknown>): boolean {
   return true;
 }
 
+/**
+ * True if `JSON.parse(JSON.stringify(value))` equals the structured clone of `value`. `seen`
+ * collects the objects met, so that a shared or circular object (which the clone keeps and
+ * JSON would not) fails the check.
+ */
+function jsonExact(value: unknown, seen: object[]): boolean {
+  switch (typeof value) {
+    case 'string':
+      // JSON escapes a lone surrogate and parses it back: any string is exact.
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'boolean':
+      return true;
+    case 'object': {
+      if (value === null) return true;
+      if (seen.length >= MAX_JSON_OBJECTS || seen.includes(value)) return false;
+      seen.push(value);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!(i in value) || !jsonExact(value[i], seen)) return false;
+        // Extra own properties on an array: the clone keeps them, JSON does not.
+        return Object.keys(value).length === value.length;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        // An inherited enumerable key would mean a prototype we did not check.
+        if (!Object.hasOwn(value, key) || !jsonExact((value as Record<string, unknown>)[key], seen)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** `String.prototype.isWellFormed` (Node 20+; not in the ES2023 lib the build targets). */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/** How one value is written: its tag and, for text forms, the text. */
+interface Plan {
+  tag: number;
+  text?: string;
+  bytes?: Buffer;
+}
+
+function plan(data: unknown, metadata: Record<string, unknown>): Plan {
+  const noMetadata = isEmpty(metadata);
+  if (noMetadata) {
+    if (typeof data === 'string' && isWellFormed(data)) return { tag: TAG_STRING, text: data };
+    if (typeof data === 'number') return { tag: TAG_NUMBER };
+  }
+  const seen: object[] = [];
+  if (jsonExact(data, seen) && (noMetadata || jsonExact(metadata, seen))) {
+    return noMetadata ? { tag: TAG_JSON, text: JSON.stringify(data) } : { tag: TAG_JSON_PAIR, text: JSON.stringify([data, metadata]) };
+  }
+  return { tag: TAG_V8, bytes: serialize([data, metadata]) };
+}
+
 export function encodeValues(values: [unknown, Record<string, unknown>][]): EncodedValues {
   const n = values.length;
   const offsets = new Uint32Array(n + 1);
   // First pass sizes everything, so the bytes are written once, straight into one buffer.
-  const serialized: (Buffer | undefined)[] = new Array(n);
+  const plans: Plan[] = new Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
     const [data, metadata] = values[i]!;
-    if (typeof data === 'string' && isEmpty(metadata)) total += 1 + Buffer.byteLength(data);
-    else total += 1 + (serialized[i] = serialize([data, metadata])).length;
+    const p = (plans[i] = plan(data, metadata));
+    if (p.text !== undefined) total += 1 + Buffer.byteLength(p.text);
+    else if (p.bytes !== undefined) total += 1 + p.bytes.length;
+    else total += 9;
     offsets[i + 1] = total;
   }
   const buffer = Buffer.allocUnsafeSlow(total);
   for (let i = 0; i < n; i++) {
     const at = offsets[i]!;
-    const body = serialized[i];
-    if (body === undefined) {
-      buffer[at] = TAG_STRING;
-      buffer.write(values[i]![0] as string, at + 1, 'utf8');
-    } else {
-      buffer[at] = TAG_V8;
-      buffer.set(body, at + 1);
-    }
+    const p = plans[i]!;
+    buffer[at] = p.tag;
+    if (p.text !== undefined) buffer.write(p.text, at + 1, 'utf8');
+    else if (p.bytes !== undefined) buffer.set(p.bytes, at + 1);
+    else buffer.writeDoubleLE(values[i]![0] as number, at + 1);
   }
   return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, total), offsets };
 }
 
+function decodeAt(buf: Buffer, start: number, end: number): [unknown, Record<string, unknown>] {
+  switch (buf[start]) {
+    case TAG_STRING:
+      return [buf.toString('utf8', start + 1, end), {}];
+    case TAG_NUMBER:
+      return [buf.readDoubleLE(start + 1), {}];
+    case TAG_JSON:
+      return [JSON.parse(buf.toString('utf8', start + 1, end)), {}];
+    case TAG_JSON_PAIR:
+      return JSON.parse(buf.toString('utf8', start + 1, end)) as [unknown, Record<string, unknown>];
+    default:
+      return deserialize(buf.subarray(start + 1, end)) as [unknown, Record<string, unknown>];
+  }
+}
+
 /** Decodes value `start..end` of an encoded buffer: what reading a processed message's `data` costs. */
 export function decodeValue(buffer: Uint8Array, start: number, end: number): [unknown, Record<string, unknown>] {
-  const buf = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  return buf[start] === TAG_STRING ? [buf.toString('utf8', start + 1, end), {}] : (deserialize(buf.subarray(start + 1, end)) as [unknown, Record<string, unknown>]);
+  return decodeAt(Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength), start, end);
 }
 
 /** Decodes every value of an encoded buffer. */
@@ -66,11 +156,7 @@ export function decodeValues(encoded: EncodedValues): [unknown, Record<string, u
   const buf = Buffer.from(encoded.buffer.buffer, encoded.buffer.byteOffset, encoded.buffer.byteLength);
   const n = offsets.length - 1;
   const out: [unknown, Record<string, unknown>][] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const start = offsets[i]!;
-    const end = offsets[i + 1]!;
-    out[i] = buf[start] === TAG_STRING ? [buf.toString('utf8', start + 1, end), {}] : (deserialize(buf.subarray(start + 1, end)) as [unknown, Record<string, unknown>]);
-  }
+  for (let i = 0; i < n; i++) out[i] = decodeAt(buf, offsets[i]!, offsets[i + 1]!);
   return out;
 }
 

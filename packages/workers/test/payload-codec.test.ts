@@ -1,0 +1,85 @@
+import { isDeepStrictEqual } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { concatSlices, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
+
+class Point {
+  constructor(
+    public x: number,
+    public y: number,
+  ) {}
+}
+
+const shared = { id: 1 };
+const cyclic: Record<string, unknown> = { name: 'loop' };
+cyclic.self = cyclic;
+const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
+const withExtra = Object.assign([1, 2], { extra: 'kept by the clone' });
+const nullProto = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
+
+/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 4 JSON, 5 JSON pair]. */
+const cases: [string, unknown, Record<string, unknown>, number][] = [
+  ['a string', '{"id":1}', {}, 1],
+  ['an empty string', '', {}, 1],
+  ['a lone surrogate (JSON escapes it; UTF-8 would not keep it)', 'a\ud800b', {}, 4],
+  ['an integer', 42, {}, 3],
+  ['a float', 0.1, {}, 3],
+  ['-0', -0, {}, 3],
+  ['NaN', NaN, {}, 3],
+  ['Infinity', Infinity, {}, 3],
+  ['true', true, {}, 4],
+  ['null', null, {}, 4],
+  ['a plain object', { id: 7, name: 'pepperoni', price: 12.5, tags: ['a', 'b'], nested: { x: 1, y: 'two' } }, {}, 4],
+  ['an object holding a lone surrogate', { s: '\udc00' }, {}, 4],
+  ['a null-prototype object', nullProto, {}, 4],
+  ['an array of objects', [{ a: 1 }, { a: 2 }], {}, 4],
+  ['a string with metadata', 'x', { key: 'k', n: 1 }, 5],
+  ['a number with metadata', 5, { attempt: 2 }, 5],
+  ['an object with metadata', { id: 1 }, { source: 'q', at: null }, 5],
+  ['undefined', undefined, {}, 2],
+  ['an object holding undefined', { a: undefined }, {}, 2],
+  ['an object holding -0', { a: -0 }, {}, 2],
+  ['an object holding NaN', { a: NaN }, {}, 2],
+  ['a Date', new Date(1_700_000_000_000), {}, 2],
+  ['a Map', new Map([[1, 'one']]), {}, 2],
+  ['a class instance', new Point(1, 2), {}, 2],
+  ['a sparse array', sparse, {}, 2],
+  ['an array with an extra property', withExtra, {}, 2],
+  ['a bigint', 10n, {}, 2],
+  ['a Uint8Array', new Uint8Array([1, 2, 3]), {}, 2],
+  ['a cycle', cyclic, {}, 2],
+  ['an object met twice', { a: shared, b: shared }, {}, 2],
+  ['metadata holding a Date', 'x', { at: new Date(0) }, 2],
+  ['data and metadata sharing an object', shared, { also: shared }, 2],
+  ['a deep object (more than 64 objects)', { list: Array.from({ length: 100 }, (_, i) => ({ i })) }, {}, 2],
+];
+
+describe('payload codec', () => {
+  it.each(cases)('%s decodes to what the structured clone gives, in its form', (_label, data, metadata, tag) => {
+    const encoded = encodeValues([[data, metadata]]);
+    expect(encoded.buffer[0]).toBe(tag);
+    const [decoded] = decodeValues(encoded);
+    const clone = structuredClone([data, metadata]);
+    expect(isDeepStrictEqual(decoded, clone)).toBe(true);
+    expect(Object.is(decoded![0], clone[0])).toBe(typeof data !== 'object' || data === null);
+  });
+
+  it('keeps shared and circular objects shared, as the clone does', () => {
+    const [[both], [loop]] = decodeValues(encodeValues([[{ a: shared, b: shared }, {}], [cyclic, {}]])) as [[Record<string, unknown>], [Record<string, unknown>]];
+    expect(both.a).toBe(both.b);
+    expect(loop.self).toBe(loop);
+  });
+
+  it('decodes a mix of forms by slice, after the main thread regroups them into a batch', () => {
+    const values: [unknown, Record<string, unknown>][] = cases.map(([, data, metadata]) => [data, metadata]);
+    const encoded = encodeValues(values);
+    for (let i = 0; i < values.length; i++) {
+      expect(isDeepStrictEqual(decodeValue(encoded.buffer, encoded.offsets[i]!, encoded.offsets[i + 1]!), structuredClone(values[i]))).toBe(true);
+    }
+    // Every other value, as a batch key's messages would be picked out of a task's buffer.
+    const picked = values.map((_, i) => i).filter((i) => i % 2 === 0);
+    const batch = concatSlices(picked.map((i) => ({ buffer: encoded.buffer, start: encoded.offsets[i]!, end: encoded.offsets[i + 1]! })));
+    const decoded = decodeValues(batch);
+    expect(decoded).toHaveLength(picked.length);
+    picked.forEach((i, k) => expect(isDeepStrictEqual(decoded[k], structuredClone(values[i]))).toBe(true));
+  });
+});
