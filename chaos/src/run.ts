@@ -10,6 +10,7 @@
  *   --short   the CI version: smaller queues and fewer kills, under 3 minutes
  *   --only    run only the checks whose names start with one of these
  */
+import { exactlyOnce } from './checks/exactly-once.js';
 import { fuzz } from './checks/fuzz.js';
 import { hostileValues } from './checks/hostile-values.js';
 import { killLoop } from './checks/kill-loop.js';
@@ -51,6 +52,7 @@ const CHECKS: Check[] = [
   killLoop('postgres', { full: { events: 200_000, kills: 20 }, short: { events: 20_000, kills: 2 } }),
   poison(),
   twoProcesses(),
+  exactlyOnce(),
   payloads(),
   fuzz('core'),
 ];

@@ -139,3 +139,41 @@ export function missing<T>(a: Iterable<T>, b: Set<T>): number {
   for (const x of a) if (!b.has(x)) n++;
   return n;
 }
+
+/** What {@link killTwoInTurn} did: kills that landed, the peak RSS seen, and why a final worker failed. */
+export interface KillInTurnResult {
+  kills: number;
+  peakRssMb: number;
+  /** The end of both final workers' output when one of them did not exit 0. */
+  failure?: string;
+}
+
+/**
+ * Two workers on one queue, SIGKILLed one at a time (`victim(k)` after `pause(k)` ms, restarted at
+ * once), `kills` times or until `workLeft()` says the queue is done; then both are killed and two
+ * final workers (`start(true)`) run until the queue is empty and exit.
+ */
+export async function killTwoInTurn(
+  start: (untilDone: boolean) => Child,
+  plan: { kills: number; victim: (k: number) => number; pause: (k: number) => number; workLeft?: () => boolean },
+): Promise<KillInTurnResult> {
+  let peak = 0;
+  let landed = 0;
+  const workers: Child[] = [start(false), start(false)];
+  for (let k = 0; k < plan.kills && (plan.workLeft?.() ?? true); k++) {
+    const i = plan.victim(k);
+    await sleep(plan.pause(k));
+    peak = Math.max(peak, workers[i]!.peakRssMb());
+    await killNow(workers[i]!);
+    landed++;
+    workers[i] = start(false);
+  }
+  // Both run on until the queue is empty; then each stops.
+  for (const w of workers) await killNow(w);
+  const a = start(true);
+  const b = start(true);
+  const [ea, eb] = await Promise.all([a.exited, b.exited]);
+  peak = Math.max(peak, a.peakRssMb(), b.peakRssMb());
+  const failure = ea.code !== 0 || eb.code !== 0 ? `a final worker failed:\n${a.output().slice(-1500)}\n${b.output().slice(-1500)}` : undefined;
+  return { kills: landed, peakRssMb: peak, failure };
+}

@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { deadLetters, enqueue, migrate } from '@throughway/sqlite-producer';
-import { childScript, killNow, sleep, startNode, tempPlace, type Check, type CheckContext, type CheckResult, type Child } from '../util.js';
+import { childScript, killTwoInTurn, startNode, tempPlace, type Check, type CheckContext, type CheckResult, type Child } from '../util.js';
 
 export function twoProcesses(): Check {
   return {
@@ -20,25 +20,12 @@ export function twoProcesses(): Check {
       const side = tmp.path('side.db');
       const start = (untilDone = false): Child =>
         startNode(childScript('queue-worker'), [JSON.stringify({ database, side, leaseMs: 4000, delayMs: 1, untilDone })]);
-      let peak = 0;
       try {
         migrate(database);
         enqueue(database, Array.from({ length: rows }, (_, i) => String(i + 1)));
-        const workers: Child[] = [start(), start()];
-        for (let k = 0; k < kills; k++) {
-          const i = k % 2;
-          await sleep(context.random.int(300, 2000));
-          peak = Math.max(peak, workers[i]!.peakRssMb());
-          await killNow(workers[i]!);
-          workers[i] = start();
-        }
-        // Both run on until the queue is empty; then each stops.
-        for (const w of workers) await killNow(w);
-        const a = start(true);
-        const b = start(true);
-        const [ea, eb] = await Promise.all([a.exited, b.exited]);
-        peak = Math.max(peak, a.peakRssMb(), b.peakRssMb());
-        if (ea.code !== 0 || eb.code !== 0) return { name: this.name, ok: false, counts: { kills }, note: `a final worker failed:\n${a.output().slice(-1500)}\n${b.output().slice(-1500)}` };
+        const run = await killTwoInTurn(start, { kills, victim: (k) => k % 2, pause: () => context.random.int(300, 2000) });
+        if (run.failure) return { name: this.name, ok: false, counts: { kills: run.kills }, note: run.failure };
+        const peak = run.peakRssMb;
         const db = new Database(side, { readonly: true });
         const processed = db.prepare('SELECT id, pid FROM processed').raw().all() as [number, number][];
         db.close();
@@ -56,7 +43,7 @@ export function twoProcesses(): Check {
         const wronglyDead = deadLetters(database).length;
         const ok = lost === 0 && wronglyDead === 0 && twiceInOneProcess === 0;
         const note = `${rows} rows, leaseMs 4000, prefetch 200; ${duplicates} rows handled by two processes (in flight at a kill), ${twiceInOneProcess} twice by one process`;
-        return { name: this.name, ok, counts: { kills, lost, wronglyDead, duplicates, peakRssMb: peak }, note };
+        return { name: this.name, ok, counts: { kills: run.kills, lost, wronglyDead, duplicates, peakRssMb: peak }, note };
       } finally {
         tmp.cleanup();
       }

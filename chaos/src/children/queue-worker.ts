@@ -4,8 +4,9 @@
  * Argument: JSON { database, side, leaseMs, delayMs, untilDone }.
  */
 import { Pipeline } from '@throughway/core';
-import { countPending, sqliteQueue } from '@throughway/sqlite-producer';
+import { sqliteQueue } from '@throughway/sqlite-producer';
 import { pino } from 'pino';
+import { stopWhenDrained } from './stop-when-drained.js';
 
 const o = JSON.parse(process.argv[2]!) as { database: string; side: string; leaseMs: number; delayMs: number; untilDone: boolean };
 const source = sqliteQueue({ database: o.database, leaseMs: o.leaseMs, pollInterval: 20, prefetch: 200, maxAttempts: 3, metadata: false });
@@ -18,8 +19,4 @@ const pipeline = await Pipeline.start({
   logger: pino({ level: 'warn' }),
 });
 console.log(`started ${process.pid}`);
-if (o.untilDone) {
-  while (countPending(o.database) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
-  await pipeline.stop();
-  console.log(`done ${JSON.stringify(source.stats())}`);
-}
+if (o.untilDone) await stopWhenDrained(pipeline, o.database, () => source.stats());

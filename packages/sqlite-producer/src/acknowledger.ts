@@ -26,8 +26,10 @@ export const QUEUE_ACK_STARVED_MS = 50;
 export interface QueueStats {
   /** Rows delivered as messages. */
   claimed: number;
-  /** Rows deleted (or marked done) by successful acks. */
+  /** Rows deleted (or marked done) by successful acks, including those acked in the sink's transaction. */
   acked: number;
+  /** Of `acked`: rows acked inside the handler's transaction (`ackInTransaction`, exactly-once). */
+  committed: number;
   /** Failed rows put back to pending with a backoff. */
   retried: number;
   /** Rows moved to the dead-letter table (failures past maxAttempts, `retry: false`, poison rows). */
@@ -49,6 +51,8 @@ export interface QueueAckData {
   retry?: boolean;
   /** The producer's delivery sequence number: where the ack waits to be written. */
   seq?: number;
+  /** Set by `ackInTransaction`: the row was already deleted (or marked done) in the handler's transaction. */
+  committed?: boolean;
 }
 
 /**
@@ -107,7 +111,15 @@ export class QueueAckRef {
     const ticket = window.ticket(now, settle);
     for (const m of successful) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
-      if (data && typeof data.id === 'number') window.acked(data.id, data.seq, data.lease ?? 0, undefined, ticket);
+      if (!data || typeof data.id !== 'number') continue;
+      if (data.committed) {
+        // Deleted (or marked) in the sink's transaction already. It still goes through the window:
+        // its position resolves the acks behind it, and its lease is counted off when the write
+        // comes (whose DELETE finds no row for it: the row is gone, or done, for good).
+        this.stats.acked++;
+        this.stats.committed++;
+      }
+      window.acked(data.id, data.seq, data.lease ?? 0, undefined, ticket);
     }
     for (const m of failed) {
       const data = m.acknowledger?.data as QueueAckData | undefined;
@@ -236,13 +248,14 @@ function toJson(value: unknown): string {
   }
 }
 
-const CONFIGURE_OPTIONS = ['retry'];
+const CONFIGURE_OPTIONS = ['retry', 'committed'];
 
 /**
  * The acknowledger of queue mode. `ack` deletes successful rows (or marks them done) and sends
  * failed ones back to pending with `attempts` and a backoff, or to `<table>_dead` past
  * `maxAttempts`. `configure(ref, data, { retry: false })` makes a failure permanent: the row is
- * dead-lettered at once.
+ * dead-lettered at once; `{ committed: true }` is set by `ackInTransaction` for rows already acked
+ * in the sink's transaction, which need no write here.
  *
  * @example
  * // in a handler module
@@ -263,23 +276,27 @@ export const queueAcknowledger: Acknowledger = {
 
   configure(_ref: unknown, data: unknown, options: unknown): QueueAckData {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `configureAck on a sqlite queue message expects { retry?: boolean }, got ${describeValue(options)}`, {
+      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `configureAck on a sqlite queue message expects { retry?: boolean, committed?: boolean }, got ${describeValue(options)}`, {
         details: { path: 'configureAck', received: options },
       });
     }
     const o = options as Record<string, unknown>;
     const unknown = Object.keys(o).filter((k) => !CONFIGURE_OPTIONS.includes(k));
     if (unknown.length > 0) {
-      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `Unknown configureAck option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')} for a sqlite queue message; the known one is retry`, {
+      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `Unknown configureAck option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')} for a sqlite queue message; the known ones are retry, committed`, {
         details: { path: 'configureAck', unknown },
       });
     }
-    if (o.retry !== undefined && typeof o.retry !== 'boolean') {
-      throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `Expected \`configureAck.retry\` to be a boolean, got ${describeValue(o.retry)}`, {
-        details: { path: 'configureAck.retry', received: o.retry },
-      });
+    for (const key of CONFIGURE_OPTIONS) {
+      if (o[key] !== undefined && typeof o[key] !== 'boolean') {
+        throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `Expected \`configureAck.${key}\` to be a boolean, got ${describeValue(o[key])}`, {
+          details: { path: `configureAck.${key}`, received: o[key] },
+        });
+      }
     }
-    const current = data as QueueAckData;
-    return o.retry === undefined ? { ...current } : { ...current, retry: o.retry };
+    const next = { ...(data as QueueAckData) };
+    if (o.retry !== undefined) next.retry = o.retry as boolean;
+    if (o.committed !== undefined) next.committed = o.committed as boolean;
+    return next;
   },
 };

@@ -36,7 +36,7 @@ import { ThreadedQueueStore } from './threaded-store.js';
 export class SqliteQueueProducer implements Producer<ThroughwayMessage> {
   readonly index: number;
   readonly options: ResolvedQueueOptions;
-  #stats: QueueStats = { claimed: 0, acked: 0, retried: 0, deadLettered: 0, errors: 0 };
+  #stats: QueueStats = { claimed: 0, acked: 0, committed: 0, retried: 0, deadLettered: 0, errors: 0 };
   #store: QueueStoreLike | undefined;
   #ref: QueueAckRef | undefined;
   #controller: ProducerController | undefined;
@@ -335,7 +335,7 @@ export interface SqliteQueueSource {
  * })
  * // ...
  * await pipeline.stop()
- * console.log(queue.stats()) // { claimed, acked, retried, deadLettered, errors }
+ * console.log(queue.stats()) // { claimed, acked, committed, retried, deadLettered, errors }
  */
 export function sqliteQueue(options: SqliteQueueOptions): SqliteQueueSource {
   const resolved = resolveQueueOptions(options);
@@ -350,11 +350,12 @@ export function sqliteQueue(options: SqliteQueueOptions): SqliteQueueSource {
     options: resolved,
     producers,
     stats(): QueueStats {
-      const sum: QueueStats = { claimed: 0, acked: 0, retried: 0, deadLettered: 0, errors: 0 };
+      const sum: QueueStats = { claimed: 0, acked: 0, committed: 0, retried: 0, deadLettered: 0, errors: 0 };
       for (const p of producers) {
         const s = p.stats();
         sum.claimed += s.claimed;
         sum.acked += s.acked;
+        sum.committed += s.committed;
         sum.retried += s.retried;
         sum.deadLettered += s.deadLettered;
         sum.errors += s.errors;

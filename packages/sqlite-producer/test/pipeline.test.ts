@@ -25,7 +25,7 @@ describe.each(QUEUE_CASES)('queue through a pipeline [$runtime, store thread: $t
     const result = await pipeline.stop();
     expect(result.unacked).toBe(0);
     expect(countPending(file)).toBe(0);
-    expect(source.stats()).toEqual({ claimed: 5000, acked: 5000, retried: 0, deadLettered: 0, errors: 0 });
+    expect(source.stats()).toEqual({ claimed: 5000, acked: 5000, committed: 0, retried: 0, deadLettered: 0, errors: 0 });
     // Each row was claimed by exactly one of the two producers. (How the rows split between
     // them is up to SQLite's busy handler, which is not fair: one producer may take them all.)
     expect(source.producers).toHaveLength(2);

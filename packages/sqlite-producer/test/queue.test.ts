@@ -214,7 +214,7 @@ describe('acks', () => {
     const db = open(file);
     expect(db.prepare('SELECT id FROM throughway_events').pluck().all()).toEqual([3]);
     db.close();
-    expect(p.stats()).toEqual({ claimed: 4, acked: 3, retried: 0, deadLettered: 0, errors: 0 });
+    expect(p.stats()).toEqual({ claimed: 4, acked: 3, committed: 0, retried: 0, deadLettered: 0, errors: 0 });
   });
 
   test("onSuccess 'mark_done' keeps the rows, marked done, and claims skip them", async () => {
@@ -452,7 +452,7 @@ describe('sqliteQueue source', () => {
     const ms = [...a.handleDemand(2), ...b.handleDemand(2)];
     await ack(ms.slice(0, 2));
     await ack(ms.slice(2));
-    expect(source.stats()).toEqual({ claimed: 3, acked: 3, retried: 0, deadLettered: 0, errors: 0 });
+    expect(source.stats()).toEqual({ claimed: 3, acked: 3, committed: 0, retried: 0, deadLettered: 0, errors: 0 });
     expect(a.leasedBy).not.toBe(b.leasedBy);
   });
 });
