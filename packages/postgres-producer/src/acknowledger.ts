@@ -1,5 +1,6 @@
-import type { Acknowledger, MessageStatus, ThroughwayMessage } from '@throughway/core';
+import type { Acknowledger, ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
+import { errorText } from '@throughway/workers/internal';
 import { isConnectionError, reconnectDelay } from './connection.js';
 import { describeValue, type BackoffFunction } from './options.js';
 import { AckKind, type AckCounts, type AckEntry, type QueueStore } from './queue-store.js';
@@ -186,37 +187,6 @@ export class QueueAckRef {
 function ackData(m: ThroughwayMessage): QueueAckData | undefined {
   const data = m.acknowledger?.data as QueueAckData | undefined;
   return data && typeof data.id === 'number' && typeof data.lease === 'number' ? data : undefined;
-}
-
-/**
- * The text stored in `last_error`: the failure reason if it is a string, the message of an Error
- * reason or of a thrown error, else the reason as JSON.
- *
- * @example
- * errorText({ kind: 'failed', reason: { code: 'E_RATE' } }) // '{"code":"E_RATE"}'
- */
-export function errorText(status: MessageStatus): string {
-  if (status.kind === 'failed') {
-    const reason = status.reason;
-    if (typeof reason === 'string') return reason;
-    if (reason !== null && typeof reason === 'object' && typeof (reason as { message?: unknown }).message === 'string' && Object.keys(reason).every((k) => k === 'name' || k === 'message')) {
-      return (reason as { message: string }).message;
-    }
-    return toJson(reason);
-  }
-  if (status.kind === 'error') {
-    const e = status.error as { message?: unknown } | undefined;
-    return typeof e?.message === 'string' ? e.message : toJson(e);
-  }
-  return 'failed';
-}
-
-function toJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }
 
 const CONFIGURE_OPTIONS = ['retry', 'committed'];

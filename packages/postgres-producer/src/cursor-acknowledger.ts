@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Acknowledger, ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
-import { ACK_BATCH, ACK_DELAY_MS, errorText } from './acknowledger.js';
+import { errorText } from '@throughway/workers/internal';
+import { ACK_BATCH, ACK_DELAY_MS } from './acknowledger.js';
 import { CheckpointTracker, type CursorKey } from './checkpoint.js';
 import { CHECKPOINT_TABLE } from './migrate.js';
 import { describeValue } from './options.js';

@@ -1,5 +1,7 @@
 export { postgresQueue, PostgresQueueProducer, type PostgresQueueSource } from './producer.js';
-export { queueAcknowledger, errorText, type QueueStats, type QueueAckData } from './acknowledger.js';
+export { queueAcknowledger, type QueueStats, type QueueAckData } from './acknowledger.js';
+/** The text a failed row's `last_error` holds (shared by the queue sources). */
+export { errorText } from '@throughway/workers/internal';
 export { migrate, CHECKPOINT_TABLE, QUEUE_STORAGE, type MigrateOptions } from './migrate.js';
 export { enqueue, type EnqueueItem, type EnqueueOptions } from './enqueue.js';
 export { exponentialBackoff, quoteIdentifier, type PostgresQueueOptions, type BackoffOptions, type BackoffFunction, type Connection } from './options.js';

@@ -1,5 +1,6 @@
-import type { Acknowledger, MessageStatus, ThroughwayMessage } from '@throughway/core';
+import type { Acknowledger, ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
+import { errorText } from '@throughway/workers/internal';
 import { describeValue } from './options.js';
 import type { AckCounts, Failure, QueueStoreLike } from './queue-store.js';
 import type { BackoffFunction } from './options.js';
@@ -214,37 +215,6 @@ export class QueueAckRef {
     } finally {
       this.#closed = true;
     }
-  }
-}
-
-/**
- * The text stored in `last_error`: the failure reason if it is a string, the message of an Error
- * reason or of a thrown error, else the reason as JSON.
- *
- * @example
- * errorText({ kind: 'failed', reason: { code: 'E_RATE' } }) // '{"code":"E_RATE"}'
- */
-export function errorText(status: MessageStatus): string {
-  if (status.kind === 'failed') {
-    const reason = status.reason;
-    if (typeof reason === 'string') return reason;
-    if (reason !== null && typeof reason === 'object' && typeof (reason as { message?: unknown }).message === 'string' && Object.keys(reason).every((k) => k === 'name' || k === 'message')) {
-      return (reason as { message: string }).message;
-    }
-    return toJson(reason);
-  }
-  if (status.kind === 'error') {
-    const e = status.error as { message?: unknown } | undefined;
-    return typeof e?.message === 'string' ? e.message : toJson(e);
-  }
-  return 'failed';
-}
-
-function toJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
   }
 }
 

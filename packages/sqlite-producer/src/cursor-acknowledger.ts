@@ -1,7 +1,8 @@
 import type { Statement } from 'better-sqlite3';
 import type { Acknowledger, ThroughwayMessage } from '@throughway/core';
 import { ThroughwayError } from '@throughway/workers';
-import { ACK_BATCH, errorText } from './acknowledger.js';
+import { errorText } from '@throughway/workers/internal';
+import { ACK_BATCH } from './acknowledger.js';
 import { AckTracker, type CursorKey } from './ack-tracker.js';
 import type { SqliteDatabase } from './connection.js';
 import { CHECKPOINT_TABLE, CURSOR_FAILURES_TABLE } from './migrate.js';

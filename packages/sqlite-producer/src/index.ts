@@ -1,5 +1,7 @@
 export { sqliteQueue, SqliteQueueProducer, type SqliteQueueSource } from './producer.js';
-export { queueAcknowledger, errorText, type QueueStats, type QueueAckData } from './acknowledger.js';
+export { queueAcknowledger, type QueueStats, type QueueAckData } from './acknowledger.js';
+/** The text a failed row's `last_error` holds (shared by the queue sources). */
+export { errorText } from '@throughway/workers/internal';
 export { migrate, CHECKPOINT_TABLE, CURSOR_FAILURES_TABLE, type MigrateOptions } from './migrate.js';
 export { enqueue, type EnqueueItem, type EnqueueOptions, type EnqueueResult } from './enqueue.js';
 export { openDatabase, type SqliteDatabase } from './connection.js';

@@ -1,3 +1,5 @@
+import type { MessageStatus } from './message.js';
+
 /**
  * Every code a `ThroughwayError` carries, across all packages (listed with their meaning in the
  * README's Errors table). A new code is added here first, so callers can switch on it exhaustively.
@@ -103,6 +105,37 @@ export function describeValue(value: unknown): string {
       return 'a symbol';
     default:
       return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  }
+}
+
+/**
+ * The text stored as a failed row's `last_error` by the queue sources: the failure reason if it
+ * is a string, the message of an Error reason or of a thrown error, else the reason as JSON.
+ *
+ * @example
+ * errorText({ kind: 'failed', reason: { code: 'E_RATE' } }) // '{"code":"E_RATE"}'
+ */
+export function errorText(status: MessageStatus): string {
+  if (status.kind === 'failed') {
+    const reason = status.reason;
+    if (typeof reason === 'string') return reason;
+    if (reason !== null && typeof reason === 'object' && typeof (reason as { message?: unknown }).message === 'string' && Object.keys(reason).every((k) => k === 'name' || k === 'message')) {
+      return (reason as { message: string }).message;
+    }
+    return toJson(reason);
+  }
+  if (status.kind === 'error') {
+    const e = status.error as { message?: unknown } | undefined;
+    return typeof e?.message === 'string' ? e.message : toJson(e);
+  }
+  return 'failed';
+}
+
+function toJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
   }
 }
 

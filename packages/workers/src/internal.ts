@@ -9,7 +9,7 @@ export { shapeOf, type HandlerShape } from './define-pipeline.js';
 export { concatSlices, decodeValue, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';
 export { failureKey } from './failures.js';
 export { OK } from './message.js';
-export { toReason, describeValue, reviveError, reviveThrown } from './errors.js';
+export { toReason, describeValue, errorText, reviveError, reviveThrown } from './errors.js';
 export { invalidOption, plainObject, onlyKeys, integerOption } from './option-checks.js';
 export type * from './runner-types.js';
 export { cell, columnOf } from './runner-types.js';
