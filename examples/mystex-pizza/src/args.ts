@@ -74,7 +74,8 @@ Options:
   --rate-limit N/INTERVAL  at most N events per interval, e.g. 5000/1s, 200/100ms (default: none)
   --seed N               generator seed; the same seed gives the same events (default ${DEFAULTS.seed})
   --keep                 keep the database and queue after a finished run (they are deleted
-                         otherwise; an interrupted run always keeps them so a rerun can resume)
+                         otherwise; an interrupted run always keeps them so a rerun can resume;
+                         a run that finds a finished run's files starts over)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default ${DEFAULTS.logLevel}); logs go to stderr
   --json                 print the summary as JSON on stdout instead of a table
   --dashboard [PORT]     serve a live dashboard on http://127.0.0.1:PORT while the pipeline runs

@@ -22,6 +22,8 @@ export interface RunRecord {
   /** The process working on this queue, if one claimed it and has not finished. */
   pid: number | null;
   createdAt: number;
+  /** Set when a run processed the whole queue and ran its check: nothing is left to resume. */
+  finishedAt: number | null;
 }
 
 const TABLE = 'mystex_run';
@@ -34,22 +36,39 @@ export function migrateRunRecord(db: Database.Database): void {
     enqueued   INTEGER NOT NULL DEFAULT 0,
     tally      TEXT,
     pid        INTEGER,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
   )`);
+  // A queue file of an earlier version of the demo has no finished_at.
+  const columns = db.prepare(`SELECT name FROM pragma_table_info('${TABLE}')`).pluck().all() as string[];
+  if (!columns.includes('finished_at')) db.exec(`ALTER TABLE ${TABLE} ADD COLUMN finished_at INTEGER`);
 }
 
 export function readRunRecord(db: Database.Database): RunRecord | null {
-  const row = db.prepare(`SELECT seed, events, enqueued, tally, pid, created_at FROM ${TABLE} WHERE id = 1`).get() as
-    | { seed: number; events: number; enqueued: number; tally: string | null; pid: number | null; created_at: number }
+  const row = db.prepare(`SELECT seed, events, enqueued, tally, pid, created_at, finished_at FROM ${TABLE} WHERE id = 1`).get() as
+    | { seed: number; events: number; enqueued: number; tally: string | null; pid: number | null; created_at: number; finished_at: number | null }
     | undefined;
   if (!row) return null;
-  return { seed: row.seed, events: row.events, enqueued: row.enqueued, tally: row.tally ? (JSON.parse(row.tally) as Tally) : null, pid: row.pid, createdAt: row.created_at };
+  return {
+    seed: row.seed,
+    events: row.events,
+    enqueued: row.enqueued,
+    tally: row.tally ? (JSON.parse(row.tally) as Tally) : null,
+    pid: row.pid,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+  };
 }
 
 export function createRunRecord(db: Database.Database, seed: number, events: number): RunRecord {
   const createdAt = Date.now();
   db.prepare(`INSERT INTO ${TABLE} (id, seed, events, enqueued, created_at) VALUES (1, ?, ?, 0, ?)`).run(seed, events, createdAt);
-  return { seed, events, enqueued: 0, tally: null, pid: null, createdAt };
+  return { seed, events, enqueued: 0, tally: null, pid: null, createdAt, finishedAt: null };
+}
+
+/** Marks the run finished (its check ran): a later run on this queue starts over instead of resuming. */
+export function recordFinished(db: Database.Database): void {
+  db.prepare(`UPDATE ${TABLE} SET finished_at = ? WHERE id = 1`).run(Date.now());
 }
 
 /** Call inside the transaction that enqueued the events, so the count never runs ahead of them. */

@@ -20,7 +20,8 @@ import { int } from './format.js';
 import { createLogger } from './log.js';
 import { BATCHER_IGNORED, BATCHER_INSERT, type PipelineContext } from './handlers.js';
 import { QUEUE_TABLE, countRemaining, defaultQueuePath, fillQueue, openQueue, queueState, releaseLeasesOf } from './queue.js';
-import { claimRun, releaseRun } from './run-record.js';
+import { claimRun, readRunRecord, recordFinished, releaseRun } from './run-record.js';
+import { refuseForeignRows, startOverIfFinished } from './leftovers.js';
 import { prepareTarget, removeSqliteFile, removeTarget } from './schema.js';
 import { renderSummary, type RunSummary } from './summary.js';
 import { runPostgresDemo } from './pg-demo.js';
@@ -194,10 +195,12 @@ async function runSqliteDemo(options: DemoOptions, io: RunIO, watch: Signals): P
   logger.info(`Mystex Pizza on ${describeTarget(target)}, queue ${queueFile}`);
   watch.useLogger(logger);
 
+  await startOverIfFinished(queueFile, target, logger);
   await prepareTarget(target);
   const queueDb = openQueue(queueFile);
   let summary: RunSummary;
   try {
+    if (readRunRecord(queueDb) === null) await refuseForeignRows(target, queueFile);
     logger.info(`generating ${int(options.events)} PizzaBarn events (seed ${options.seed}) into the queue`);
     const filled = fillQueue(queueDb, options.seed, options.events, (n) => logger.debug(`enqueued ${int(n)} events`));
     if (filled.resumed) logger.info('the queue already holds this run: resuming from it');
@@ -216,6 +219,7 @@ async function runSqliteDemo(options: DemoOptions, io: RunIO, watch: Signals): P
       logger.info("checking the tables against the generator's tally");
       tables = await readTables(target);
       check = compare(filled.tally, tables, state);
+      recordFinished(queueDb);
       const late = watch.received();
       // Nothing was left to drain: the check is finished and reported as usual.
       if (late && !run.interruptedBy) logger.warn(`${late} arrived after the pipeline had finished; the final check ran to its end`);

@@ -50,5 +50,14 @@ describe('the demo when the database refuses a write', () => {
     expect(failing).toContain('dead letters for any other reason');
     expect(run.stderr).toContain('a batch failed (refused by the test)');
     expect(summary.queueState!.deadLetters.other).toBeGreaterThan(0);
+
+    // The failed run kept its files; the same command again starts over instead of resuming the
+    // finished queue and repeating the failed check (the trigger goes with the removed file).
+    const rerun = await runCli(['--database', database, '--queue', path.join(dir, 'refusing-queue.db'), '--events', '3000', '--json', '--log-level', 'info']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stderr).toContain('held a run that finished at');
+    const again = JSON.parse(rerun.stdout.trim().split('\n').at(-1)!) as RunSummary;
+    expect(again).toMatchObject({ resumed: false, processed: 3000 });
+    expect(again.check?.ok).toBe(true);
   });
 });

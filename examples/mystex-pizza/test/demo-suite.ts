@@ -1,6 +1,7 @@
 // The demo end to end, as a user runs it (the built CLI in a child process, real databases), for
 // each database: a full run, malformed events in the dead-letter table, kill -9 and resume,
 // SIGINT and resume. demo-sqlite.test.ts and demo-postgres.test.ts run it.
+import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeEvent, reasonOf } from '../src/decode.js';
@@ -165,13 +166,29 @@ export function demoSuite(fixture: DemoFixture, events: { small: number; interru
       expect(done.check?.ok).toBe(true);
     }, DEMO_RUNS_TIMEOUT_MS);
 
-    it('refuses to mix runs: a queue of another seed is not resumed with this one', async () => {
+    it('starts over on the files of a finished run (kept with --keep), even with another seed', async () => {
       const place = fixture.place('mixed');
       const first = await runCli(base(place, ['--events', '500', '--seed', '1', '--keep']));
       expect(first.code, first.stderr).toBe(0);
-      const other = await runCli(base(place, ['--events', '500', '--seed', '2']));
-      expect(other.code).toBe(2);
-      expect(other.stderr).toContain('--events 500 --seed 1');
+      const other = await runCli(base(place, ['--events', '700', '--seed', '2', '--keep', '--log-level', 'info']));
+      const summary = summaryOf(other);
+      expect(other.code, other.stderr).toBe(0);
+      expect(other.stderr).toContain(`the queue ${place.queue} held a run that finished at`);
+      expect(summary).toMatchObject({ resumed: false, processed: 700, seed: 2 });
+      expect(summary.check?.ok).toBe(true);
+      expect(summary.tables!.orders).toBe(summary.tally.expected.orders);
+    });
+
+    it('refuses tables that hold rows no queue knows of, saying what to delete', async () => {
+      const place = fixture.place('orphan');
+      const first = await runCli(base(place, ['--events', '500', '--seed', '3', '--keep']));
+      expect(first.code, first.stderr).toBe(0);
+      for (const suffix of ['', '-wal', '-shm']) rmSync(place.queue + suffix, { force: true });
+      const again = await runCli(base(place, ['--events', '500', '--seed', '3']));
+      expect(again.code).toBe(1);
+      expect(again.stdout).toBe('');
+      expect(again.stderr).toMatch(/already holds \d+ customers and \d+ orders, but the queue .* has no run that wrote them/);
+      expect(again.stderr).toMatch(/Delete them first \((rm -f '|DROP TABLE ")/);
     });
   });
 }
