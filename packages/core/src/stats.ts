@@ -17,7 +17,11 @@ export interface PipelineStats {
      */
     load: number;
   };
-  batchers: Record<string, { batches: number; messages: number; successful: number; failed: number; pending: number; queued: number; notReturned: number }>;
+  /**
+   * Per batcher. `calls`: hand-offs to the batch slots, each carrying every batch queued for
+   * its slot at the time (on threads, one hop each): `batches / calls` is the batches per hop.
+   */
+  batchers: Record<string, { batches: number; calls: number; messages: number; successful: number; failed: number; pending: number; queued: number; notReturned: number }>;
   /** `failures`: failed acks by reason (`Name: message` for errors), at most 100 reasons. */
   acks: { successful: number; failed: number; errors: number; failures: Record<string, number> };
   /** Messages taken into the pipeline and not yet acked. */
@@ -115,7 +119,7 @@ export class Stats {
   #inPipeline = 0;
   readonly startedAt = performance.now();
   #window = new RateWindow(this.startedAt);
-  batchers = new Map<string, { batches: number; messages: number; successful: number; failed: number; notReturned: number }>();
+  batchers = new Map<string, { batches: number; calls: number; messages: number; successful: number; failed: number; notReturned: number }>();
 
   /** Failed acks by reason (see `reasonOf`), at most MAX_REASONS distinct ones. */
   readonly failures = new Map<string, number>();
@@ -155,7 +159,7 @@ export class Stats {
 
   batcher(name: string) {
     let b = this.batchers.get(name);
-    if (!b) this.batchers.set(name, (b = { batches: 0, messages: 0, successful: 0, failed: 0, notReturned: 0 }));
+    if (!b) this.batchers.set(name, (b = { batches: 0, calls: 0, messages: 0, successful: 0, failed: 0, notReturned: 0 }));
     return b;
   }
 }

@@ -36,6 +36,29 @@ describe.each(RUNTIMES)('batching [%s]', (runtime) => {
     ]);
   });
 
+  test("a processor call's full batches go to the batch slot in one hand-off, in order", async () => {
+    const rec = new AckRecorder();
+    const opts = h.options({ batchers: { default: { batchSize: 100, batchTimeout: 20_000 } } }, { concurrency: 1, maxDemand: 1000, minDemand: 500 });
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    const ids = Array.from({ length: 500 }, (_, i) => i + 1);
+    p.push(rec.messages(ids));
+    await rec.waitForCount(500);
+    // One processor call of 500 made five batches: all five went in one call to the slot
+    // (before, the first two went alone and the other three waited for them).
+    expect(p.stats().processors.calls).toBe(1);
+    expect(p.stats().batchers.default).toMatchObject({ batches: 5, calls: 1, messages: 500, successful: 500 });
+    expect(tel.batches().map((b) => [b.ids[0], b.ids.length, b.trigger])).toEqual([
+      [1, 100, 'size'],
+      [101, 100, 'size'],
+      [201, 100, 'size'],
+      [301, 100, 'size'],
+      [401, 100, 'size'],
+    ]);
+    expect(rec.shape().map(([ok]) => ok.length)).toEqual([100, 100, 100, 100, 100]);
+    expect((await p.stop({ timeout: 5000 })).unacked).toBe(0);
+  });
+
   test('a batch is emitted batchTimeout after its first message (trigger "timeout")', async () => {
     const rec = new AckRecorder();
     const opts = h.options({ batchers: { default: { batchSize: 100, batchTimeout: 200 } } });

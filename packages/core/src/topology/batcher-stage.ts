@@ -67,6 +67,12 @@ export class BatcherStage implements BatchSink {
   #slots: Slot[];
   #pendingCount = 0;
   #queuedCount = 0;
+  /**
+   * Slots given batches during the current processor call's messages: they are started at its
+   * end, so that a call's batches (say 40 of a 4,000-message call) go in one thread hop, not
+   * the first alone, the second alone and the rest after those two came back.
+   */
+  #slotsToRun = new Set<number>();
   #capacity: number;
 
   constructor(options: ResolvedBatcher, host: StageHost) {
@@ -113,18 +119,26 @@ export class BatcherStage implements BatchSink {
       p.flush = true;
       this.#flushKeys.push(key);
     }
-    if (p.messages.length >= this.options.batchSize) this.#emit(key, p, 'size');
+    if (p.messages.length >= this.options.batchSize) this.#emit(key, p, 'size', false);
   }
 
-  /** The end of one processor call's messages: batches holding a 'flush' message go now. */
+  /**
+   * The end of one processor call's messages: batches holding a 'flush' message are emitted,
+   * and every slot given batches during the call starts on them.
+   */
   endOfChunk(): void {
-    if (this.#flushKeys.length === 0) return;
-    const keys = this.#flushKeys;
-    this.#flushKeys = [];
-    for (const key of keys) {
-      const p = this.#pending.get(key);
-      if (p?.flush) this.#emit(key, p, 'flush');
+    if (this.#flushKeys.length > 0) {
+      const keys = this.#flushKeys;
+      this.#flushKeys = [];
+      for (const key of keys) {
+        const p = this.#pending.get(key);
+        if (p?.flush) this.#emit(key, p, 'flush', false);
+      }
     }
+    if (this.#slotsToRun.size === 0) return;
+    const slots = [...this.#slotsToRun];
+    this.#slotsToRun.clear();
+    for (const slot of slots) this.#run(slot);
   }
 
   /** Shutdown: every pending batch goes now, with trigger 'flush'. */
@@ -136,7 +150,8 @@ export class BatcherStage implements BatchSink {
     for (const p of this.#pending.values()) clearTimeout(p.timer);
   }
 
-  #emit(key: unknown, p: Pending, trigger: BatchTrigger): void {
+  /** `now`: start the slot at once; else at `endOfChunk`, which the caller promises to call. */
+  #emit(key: unknown, p: Pending, trigger: BatchTrigger, now = true): void {
     if (this.#pending.get(key) !== p) return;
     clearTimeout(p.timer);
     this.#pending.delete(key);
@@ -148,7 +163,8 @@ export class BatcherStage implements BatchSink {
     const slot = this.#slots[slotIndex]!;
     slot.load += size;
     slot.queue.push({ info, messages: p.messages, refs: p.refs });
-    this.#run(slotIndex);
+    if (now) this.#run(slotIndex);
+    else this.#slotsToRun.add(slotIndex);
   }
 
   #slotFor(key: unknown): number {
@@ -174,6 +190,7 @@ export class BatcherStage implements BatchSink {
     // Everything queued for the slot goes in one call: one thread hop for many batches.
     const batches = slot.queue.splice(0, MAX_BATCHES_PER_CALL);
     slot.running++;
+    this.#host.stats.batcher(this.options.name).calls++;
     const started = performance.now();
     const jobs = batches.map((b) => ({ info: b.info, refs: b.refs, modes: b.messages.map((m) => m.batchMode), want: b.messages.some(wantsData) }));
     this.#host.runtime.runBatches(this.options.name, slotIndex, jobs).then(

@@ -13,7 +13,10 @@ export interface DemandSource {
 /** What a processor needs of a batcher: to hand it processed messages. */
 export interface BatchSink {
   add(message: MainMessage, ref: PayloadRef): void;
-  /** The end of one processor call's messages: batches holding a 'flush' message go now. */
+  /**
+   * The end of one processor call's messages, due after every `add` of the call: batches
+   * holding a 'flush' message go now, and so do the batches the call filled.
+   */
   endOfChunk(): void;
 }
 
