@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { Message, ThroughwayError, postgresRepo, type Repo, type ThroughwayMessage } from '@throughway/workers';
 import { describeValue } from '@throughway/workers/internal';
-import { queueNames } from './names.js';
+import { distinctRuns, leaseMap, leaseMatch, queueNames } from './names.js';
 import { invalid, tableName } from './options.js';
 
 /** Options of {@link ackInTransaction}: must match the queue's. */
@@ -27,11 +27,11 @@ function ackSql(table: string, onSuccess: 'delete' | 'mark_done'): string {
   let sql = sqlCache.get(key);
   if (!sql) {
     const { q } = queueNames(table);
-    const from = `unnest($1::bigint[], $2::bigint[]) AS a(id, lease) WHERE q.id = a.id AND q.lease = a.lease`;
+    const match = leaseMatch('$1', '$2');
     sql =
       onSuccess === 'delete'
-        ? `DELETE FROM ${q} AS q USING ${from} RETURNING q.id::float8 AS id`
-        : `UPDATE ${q} AS q SET done_at = now(), lease = NULL FROM ${from} RETURNING q.id::float8 AS id`;
+        ? `DELETE FROM ${q} AS q WHERE ${match} RETURNING q.id::float8 AS id, ($2::jsonb ->> q.id::text) AS lease`
+        : `UPDATE ${q} AS q SET done_at = now(), lease = NULL WHERE ${match} RETURNING q.id::float8 AS id, ($2::jsonb ->> q.id::text) AS lease`;
     sqlCache.set(key, sql);
   }
   return sql;
@@ -97,20 +97,24 @@ export async function ackInTransaction<M extends ThroughwayMessage>(
   if (messages.length === 0) return messages;
   const pooled = 'totalCount' in db;
   const client = pooled ? await (db as pg.Pool).connect() : (db as pg.ClientBase);
-  let owned = new Set<number>();
+  // `id:lease` of each delivery acked here (a row delivered twice in one batch is acked once).
+  const owned = new Set<string>();
   try {
     let repo = repos.get(client);
     if (!repo) repos.set(client, (repo = postgresRepo(client as pg.Client)));
     await repo.transaction(async (tx) => {
       // The row locks taken here are held to the commit: a claim elsewhere skips these rows, and a
       // claim that got there first has changed the lease, so they do not match.
-      const { rows } = await client.query<{ id: number }>(ackSql(table, onSuccess), [leases.map((l) => l.id), leases.map((l) => l.lease)]);
-      owned = new Set(rows.map((r) => r.id));
-      const mine = messages.filter((_m, i) => owned.has(leases[i]!.id));
+      // One message per row in a batch; a repeated id (a row delivered twice) gets a statement of its own.
+      for (const run of distinctRuns(leases)) {
+        const { rows } = await client.query<{ id: number; lease: string }>(ackSql(table, onSuccess), leaseMap(run));
+        for (const r of rows) owned.add(`${r.id}:${r.lease}`);
+      }
+      const mine = messages.filter((_m, i) => owned.has(`${leases[i]!.id}:${leases[i]!.lease}`));
       if (mine.length > 0) await write(tx, mine);
     });
   } finally {
     if (pooled) (client as pg.PoolClient).release();
   }
-  return messages.map((m, i) => (owned.has(leases[i]!.id) ? Message.configureAck(m, { committed: true }) : Message.failed(m, LEASE_LOST)));
+  return messages.map((m, i) => (owned.has(`${leases[i]!.id}:${leases[i]!.lease}`) ? Message.configureAck(m, { committed: true }) : Message.failed(m, LEASE_LOST)));
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { queueNames, type QueueNames } from './names.js';
+import { distinctRuns, leaseMap, leaseMatch, queueNames, type QueueNames } from './names.js';
 
 /**
  * The SQL of queue mode, one statement per operation, none holding a transaction open between
@@ -12,10 +12,11 @@ import { queueNames, type QueueNames } from './names.js';
  * `lease` token. Every later write to the row matches `(id, lease)`, so a late ack from a lease
  * that ran out and was claimed again elsewhere changes nothing (it is counted as stale).
  *
- * Ack: one statement per group of acks (River's batched completer): the ids, lease tokens, kinds,
- * errors and delays travel as arrays through `unnest`, and data-modifying CTEs delete (or mark)
- * the successes, put retryable failures back with a backoff and move the rest to `<table>_dead`
- * with their last error.
+ * Ack: one statement per group of acks (River's batched completer): the ids travel as an array,
+ * each id's lease token (and a failure's kind, delay and error) in a jsonb object keyed by id, and
+ * data-modifying CTEs delete (or mark) the successes, put retryable failures back with a backoff
+ * and move the rest to `<table>_dead` with their last error. No statement joins the queue table
+ * with its input: the rows are found by `id = ANY($ids)` (see leaseMatch in names.ts).
  */
 
 /** A row as a claim returns it. */
@@ -82,25 +83,29 @@ export class QueueStore {
         ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
       ))
       RETURNING q.id::float8 AS id, q.payload, ${options.metadata ? 'q.metadata' : 'NULL::jsonb AS metadata'}, q.attempts, q.deliveries`;
-    const input = `SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[], $5::int[]) AS a(id, lease, kind, error, delay)`;
-    const match = `q.id = a.id AND q.lease = a.lease`;
-    const ok =
+    // $1 every id of the group, $2 {id: lease} of every id, $3 the successful ids, $4 {id: [kind,
+    // delay ms, error]} of the failures, $5 maxAttempts.
+    // (Only successes: $1 their ids, $2 {id: lease}.)
+    const match = leaseMatch('$1', '$2');
+    const okOf = (okMatch: string) =>
       options.onSuccess === 'delete'
-        ? `DELETE FROM ${q} AS q USING a WHERE a.kind = 0 AND ${match} RETURNING q.id`
-        : `UPDATE ${q} AS q SET done_at = now(), lease = NULL FROM a WHERE a.kind = 0 AND ${match} RETURNING q.id`;
-    this.#okSql = `WITH a AS (${input}), ok AS (${ok}) SELECT count(*)::int AS acked FROM ok`;
-    this.#mixedSql = `WITH a AS (${input}),
-      ok AS (${ok}),
+        ? `DELETE FROM ${q} AS q WHERE ${okMatch} RETURNING q.id`
+        : `UPDATE ${q} AS q SET done_at = now(), lease = NULL WHERE ${okMatch} RETURNING q.id`;
+    const ok = okOf(leaseMatch('$3', '$2'));
+    this.#okSql = `WITH ok AS (${okOf(match)}) SELECT count(*)::int AS acked FROM ok`;
+    const failure = `($4::jsonb -> q.id::text)`;
+    const kind = `(${failure} ->> 0)::int`;
+    this.#mixedSql = `WITH ok AS (${ok}),
       retry AS (
-        UPDATE ${q} AS q SET attempts = q.attempts + 1, lease = NULL, leased_by = NULL, last_error = a.error,
-          available_at = now() + a.delay * interval '1 millisecond'
-        FROM a WHERE a.kind = 1 AND ${match} AND q.attempts + 1 < $6
+        UPDATE ${q} AS q SET attempts = q.attempts + 1, lease = NULL, leased_by = NULL, last_error = ${failure} ->> 2,
+          available_at = now() + (${failure} ->> 1)::int * interval '1 millisecond'
+        WHERE ${match} AND ${kind} = ${AckKind.Failed} AND q.attempts + 1 < $5
         RETURNING q.id
       ),
       gone AS (
-        DELETE FROM ${q} AS q USING a
-        WHERE a.kind > 0 AND ${match} AND (a.kind > 1 OR q.attempts + 1 >= $6)
-        RETURNING q.id, q.payload, q.metadata, q.attempts + CASE WHEN a.kind = 3 THEN 0 ELSE 1 END AS attempts, q.deliveries, a.error, q.created_at
+        DELETE FROM ${q} AS q
+        WHERE ${match} AND ${kind} > ${AckKind.Ok} AND (${kind} > ${AckKind.Failed} OR q.attempts + 1 >= $5)
+        RETURNING q.id, q.payload, q.metadata, q.attempts + CASE WHEN ${kind} = ${AckKind.Undelivered} THEN 0 ELSE 1 END AS attempts, q.deliveries, ${failure} ->> 2 AS error, q.created_at
       ),
       dead AS (
         INSERT INTO ${n.dead} (id, payload, metadata, attempts, deliveries, last_error, created_at)
@@ -111,7 +116,7 @@ export class QueueStore {
       )
       SELECT (SELECT count(*) FROM ok)::int AS acked, (SELECT count(*) FROM retry)::int AS retried, (SELECT count(*) FROM dead)::int AS dead`;
     this.#releaseSql = `UPDATE ${q} AS q SET lease = NULL, leased_by = NULL, deliveries = q.deliveries - 1, available_at = now()
-      FROM unnest($1::bigint[], $2::bigint[]) AS a(id, lease) WHERE ${match}`;
+      WHERE ${match}`;
   }
 
   /** Leases up to `limit` claimable rows under `lease` for `leaseMs`, in id order. */
@@ -123,33 +128,43 @@ export class QueueStore {
     return rows;
   }
 
-  /** Writes a group of acks in one statement. */
+  /** Writes a group of acks in one statement (one more per repeat of an id in the group: rare). */
   async ack(entries: readonly AckEntry[]): Promise<AckCounts> {
+    const runs = distinctRuns(entries);
+    const counts = await this.#ackDistinct(runs[0] ?? []);
+    for (let i = 1; i < runs.length; i++) {
+      const more = await this.#ackDistinct(runs[i]!);
+      counts.acked += more.acked;
+      counts.retried += more.retried;
+      counts.deadLettered += more.deadLettered;
+      counts.stale += more.stale;
+    }
+    return counts;
+  }
+
+  async #ackDistinct(entries: readonly AckEntry[]): Promise<AckCounts> {
     const n = entries.length;
-    const ids = new Array<number>(n);
-    const leases = new Array<number>(n);
-    const kinds = new Array<number>(n);
-    const errors = new Array<string | null>(n);
-    const delays = new Array<number>(n);
+    if (n === 0) return { acked: 0, retried: 0, deadLettered: 0, stale: 0 };
+    const [ids, leases] = leaseMap(entries);
+    const ok: number[] = [];
+    const failures: Record<string, [number, number, string | null]> = {};
     let onlyOk = true;
-    for (let i = 0; i < n; i++) {
-      const e = entries[i]!;
-      ids[i] = e.id;
-      leases[i] = e.lease;
-      kinds[i] = e.kind;
-      errors[i] = e.error;
-      delays[i] = e.delayMs;
-      if (e.kind !== AckKind.Ok) onlyOk = false;
+    for (const e of entries) {
+      if (e.kind === AckKind.Ok) ok.push(e.id);
+      else {
+        onlyOk = false;
+        failures[e.id] = [e.kind, Math.round(e.delayMs), e.error];
+      }
     }
     if (onlyOk) {
-      const { rows } = await this.pool.query<{ acked: number }>({ name: `tw-ack-${this.names.table}`, text: this.#okSql, values: [ids, leases, kinds, errors, delays] });
+      const { rows } = await this.pool.query<{ acked: number }>({ name: `tw-ack-${this.names.table}`, text: this.#okSql, values: [ids, leases] });
       const acked = rows[0]!.acked;
       return { acked, retried: 0, deadLettered: 0, stale: n - acked };
     }
     const { rows } = await this.pool.query<{ acked: number; retried: number; dead: number }>({
       name: `tw-ack-mixed-${this.names.table}`,
       text: this.#mixedSql,
-      values: [ids, leases, kinds, errors, delays, this.#maxAttempts],
+      values: [ids, leases, ok, JSON.stringify(failures), this.#maxAttempts],
     });
     const r = rows[0]!;
     return { acked: r.acked, retried: r.retried, deadLettered: r.dead, stale: n - r.acked - r.retried - r.dead };
@@ -157,7 +172,6 @@ export class QueueStore {
 
   /** Gives leased rows back (claimable at once, the delivery not counted). */
   async release(rows: readonly { id: number; lease: number }[]): Promise<void> {
-    if (rows.length === 0) return;
-    await this.pool.query(this.#releaseSql, [rows.map((r) => r.id), rows.map((r) => r.lease)]);
+    for (const run of distinctRuns(rows)) await this.pool.query(this.#releaseSql, leaseMap(run));
   }
 }

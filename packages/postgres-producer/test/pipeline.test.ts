@@ -1,5 +1,6 @@
 // The queue inside real pipelines (both runtimes), NOTIFY wake-ups, and reconnects after the
 // producer's own backends are terminated.
+import pg from 'pg';
 import { describe, expect, test } from 'vitest';
 import { Pipeline } from '@throughway/core';
 import { deadLetters, enqueue, migrate, postgresQueue, queueCounts } from '@throughway/postgres-producer';
@@ -26,6 +27,37 @@ describe.each(RUNTIMES)('queue through a pipeline [%s]', (runtime) => {
       ['permanent:y', 1, 'permanent failure'],
     ]);
   });
+});
+
+describe('statistics of an empty queue', () => {
+  test('vacuumed while empty (0 rows on its pages), then given a backlog: acks and failures find their rows by id, none times out', async () => {
+    // A statement timeout far above an ack's normal time: the acks that joined the table with
+    // their input took 20-45 s each in this state (the planner took the table for empty and
+    // scanned all of it once per acked row).
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 4, statement_timeout: 10_000 });
+    pool.on('error', () => undefined);
+    const table = uniqueTable();
+    try {
+      await migrate(pool, { table });
+      await pool.query(`ALTER TABLE "${table}" SET (vacuum_truncate = false)`);
+      await enqueue(pool, Array.from({ length: 20_000 }, (_, i) => `ok:old${i}`), { table });
+      await pool.query(`DELETE FROM "${table}"`);
+      await pool.query(`VACUUM ANALYZE "${table}"`);
+      const { rows: stats } = await pool.query(`SELECT relpages, reltuples FROM pg_class WHERE relname = $1`, [table]);
+      expect(stats[0].reltuples).toBe(0);
+      expect(stats[0].relpages).toBeGreaterThan(0);
+      const N = 40_000;
+      await enqueue(pool, [...Array.from({ length: N }, (_, i) => `ok:${i}`), 'fail:x', 'permanent:y'], { table });
+      const source = postgresQueue({ connection: pool, table, pollInterval: 10, prefetch: 2000, maxAttempts: 2, backoff: { baseMs: 10, maxMs: 10 }, vacuumEvery: 0 });
+      const pipeline = await Pipeline.start({ name: 'pg-empty-stats', handlers, producer: { module: source }, processors: { default: { runtime: 'inline', maxDemand: 1000 } } });
+      await waitFor(async () => source.stats().acked === N && (await queueCounts(pool, { table })).dead === 2, 'all rows acked or dead', 120_000);
+      await pipeline.stop();
+      expect(source.stats()).toMatchObject({ claimed: N + 3, acked: N, retried: 1, deadLettered: 2, stale: 0, errors: 0 });
+      expect(await queueCounts(pool, { table })).toEqual({ ready: 0, leased: 0, delayed: 0, done: 0, dead: 2 });
+    } finally {
+      await pool.end();
+    }
+  }, 150_000);
 });
 
 describe('wake-ups', () => {
