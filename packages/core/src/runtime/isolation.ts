@@ -137,6 +137,7 @@ export class PoisonIsolation {
       // One task at a time: a death then has one possible culprit.
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
+      recordTiming: false,
       workerData: this.#config,
       resourceLimits: this.#resourceLimits,
     });

@@ -75,6 +75,9 @@ export class ThreadsRuntime implements PipelineRuntime {
       concurrentTasksPerWorker: 2,
       // Handlers may hold sockets and timers; Atomics.wait between tasks would freeze them.
       atomics: 'disabled',
+      // Piscina's run/wait-time histograms cost a clock read and a record per task on both
+      // sides; nothing reads them (stats().processors.load comes from the task's own clock).
+      recordTiming: false,
       workerData: this.#config,
       resourceLimits: options.resourceLimits,
       // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
