@@ -51,34 +51,29 @@ export function isEmpty(metadata: Record<string, unknown>): boolean {
  * JSON would not) fails the check.
  */
 function jsonExact(value: unknown, seen: object[]): boolean {
-  switch (typeof value) {
-    case 'string':
-      // JSON escapes a lone surrogate and parses it back: any string is exact.
-      return true;
-    case 'number':
-      return Number.isFinite(value) && !Object.is(value, -0);
-    case 'boolean':
-      return true;
-    case 'object': {
-      if (value === null) return true;
-      if (seen.length >= MAX_JSON_OBJECTS || seen.includes(value)) return false;
-      seen.push(value);
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!(i in value) || !jsonExact(value[i], seen)) return false;
-        // Extra own properties on an array: the clone keeps them, JSON does not.
-        return Object.keys(value).length === value.length;
-      }
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) return false;
-      for (const key in value) {
-        // An inherited enumerable key would mean a prototype we did not check.
-        if (!Object.hasOwn(value, key) || !jsonExact((value as Record<string, unknown>)[key], seen)) return false;
-      }
-      return true;
-    }
-    default:
-      return false;
+  if (typeof value !== 'object') {
+    // JSON escapes a lone surrogate and parses it back: any string is exact.
+    return typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value) && (value !== 0 || 1 / value > 0));
   }
+  if (value === null) return true;
+  if (seen.length >= MAX_JSON_OBJECTS) return false;
+  for (let i = 0; i < seen.length; i++) if (seen[i] === value) return false;
+  seen.push(value);
+  if (Array.isArray(value)) {
+    const n = value.length;
+    for (let i = 0; i < n; i++) {
+      const v: unknown = value[i];
+      if ((v === undefined && !(i in value)) || !jsonExact(v, seen)) return false;
+    }
+    // Extra own properties on an array: the clone keeps them, JSON does not.
+    return Object.keys(value).length === n;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  // Own enumerable string keys: what both JSON and the structured clone copy.
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) if (!jsonExact((value as Record<string, unknown>)[keys[i]!], seen)) return false;
+  return true;
 }
 
 /** `String.prototype.isWellFormed` (Node 20+; not in the ES2023 lib the build targets). */
