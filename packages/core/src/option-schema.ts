@@ -17,6 +17,8 @@ export interface OptionSpec {
   /** Inclusive range of a numeric option. */
   min?: number;
   max?: number;
+  /** `max` as the docs state it, where it is not a fixed number. */
+  maxDoc?: string;
   /** `min` itself is excluded (a number that must be above it). */
   minExclusive?: boolean;
   /** The default as the JSDoc `@default` of the option states it. */
@@ -27,8 +29,9 @@ export interface OptionSpec {
 
 /**
  * Every core option in one table: its path, type, range, default and doc. `resolveOptions`
- * checks against it (ranges and allowed values come from here only), and a test holds the
- * `@default` of each option's JSDoc in options.ts to the `default` here.
+ * checks against it (ranges and allowed values come from here only), and the `Range` and
+ * `@default` lines of each option's JSDoc in options.ts are written from it by
+ * `pnpm sync-option-docs` (scripts/sync-option-docs.ts; a test fails while they differ).
  */
 export const OPTION_SCHEMA = [
   { path: 'name', type: 'string', required: true, doc: 'The pipeline name, in logs and telemetry.' },
@@ -38,9 +41,9 @@ export const OPTION_SCHEMA = [
   { path: 'producer.transformer', type: 'function', doc: 'Turns each event into a message.' },
   { path: 'producer.rateLimiting.allowedMessages', type: 'integer', min: 1, max: 1_000_000_000, required: true, doc: 'Messages allowed per interval, across all producers.' },
   { path: 'producer.rateLimiting.interval', type: 'integer', min: 1, max: MAX_TIMER_MS, required: true, doc: 'The interval of the rate limit, in ms.' },
-  { path: 'processors.default.concurrency', type: 'integer', min: 1, max: MAX_THREADS, default: 'os.availableParallelism()', doc: 'Processors running at once.' },
+  { path: 'processors.default.concurrency', type: 'integer', min: 1, max: MAX_THREADS, maxDoc: 'max(256, 4 × cores)', default: 'os.availableParallelism()', doc: 'Processors running at once.' },
   { path: 'processors.default.maxDemand', type: 'integer', min: 1, max: 1_000_000, default: "10 inline; threads: adaptive from 200", doc: 'Messages a processor asks for at a time.' },
-  { path: 'processors.default.minDemand', type: 'integer', min: 0, max: 999_999, default: 'floor(maxDemand / 2)', doc: 'Demand left when a processor asks again; below maxDemand.' },
+  { path: 'processors.default.minDemand', type: 'integer', min: 0, max: 999_999, maxDoc: 'maxDemand - 1', default: 'floor(maxDemand / 2)', doc: 'Demand left when a processor asks again; below maxDemand.' },
   { path: 'processors.default.partitionBy', type: 'function', doc: 'Same key, same processor, in order.' },
   { path: 'processors.default.runtime', type: 'enum', values: ['threads', 'inline'], default: "'threads'", doc: 'Where handlers run.' },
   { path: 'processors.default.resourceLimits', type: 'object', doc: 'Per-thread heap limits (threads only).' },
@@ -50,7 +53,7 @@ export const OPTION_SCHEMA = [
   { path: 'processors.default.resourceLimits.codeRangeSizeMb', type: 'integer', min: 1, max: 1_048_576, doc: 'Code range of each thread, in MB.' },
   { path: 'processors.default.resourceLimits.stackSizeMb', type: 'integer', min: 1, max: 1024, doc: 'Stack of each thread, in MB.' },
   { path: 'batchers', type: 'object', doc: 'Batchers by name: a plain object.' },
-  { path: 'batchers.*.concurrency', type: 'integer', min: 1, max: MAX_THREADS, default: '1', doc: 'Batch slots (threads) of the batcher.' },
+  { path: 'batchers.*.concurrency', type: 'integer', min: 1, max: MAX_THREADS, maxDoc: 'max(256, 4 × cores)', default: '1', doc: 'Batch slots (threads) of the batcher.' },
   { path: 'batchers.*.batchSize', type: 'integer', min: 1, max: 1_000_000, default: '100', doc: 'Messages per batch.' },
   { path: 'batchers.*.batchTimeout', type: 'integer', min: 0, max: MAX_TIMER_MS, default: '1000', doc: 'How long a batch waits to fill, in ms.' },
   { path: 'batchers.*.maxDemand', type: 'integer', min: 1, max: 1_000_000, default: 'batchSize', doc: 'Messages the batcher takes before holding the processors back.' },

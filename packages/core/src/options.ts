@@ -11,9 +11,15 @@ import { RUNTIMES } from './runtime/registry.js';
 export type Runtime = 'inline' | 'threads';
 
 export interface RateLimitingOptions {
-  /** Messages allowed per interval, across all producers. Range 1..1e9. */
+  /**
+   * Messages allowed per interval, across all producers.
+   * Range 1..1e9.
+   */
   allowedMessages: number;
-  /** The interval, in ms. Range 1..2^31-1. */
+  /**
+   * The interval, in ms.
+   * Range 1..2^31-1.
+   */
   interval: number;
 }
 
@@ -25,13 +31,15 @@ export interface ProcessorOptions {
    */
   concurrency?: number;
   /**
-   * Messages a processor asks for at a time; set, it is obeyed. Range 1..1e6.
+   * Messages a processor asks for at a time; set, it is obeyed.
+   * Range 1..1e6.
    * @default 10 inline; threads: adaptive from 200
    */
   maxDemand?: number;
   /**
    * Outstanding demand at which a processor asks again; calls hold at most maxDemand - minDemand
-   * messages. Range 0..maxDemand - 1.
+   * messages.
+   * Range 0..maxDemand - 1.
    * @default floor(maxDemand / 2)
    */
   minDemand?: number;
@@ -51,22 +59,26 @@ export interface ProcessorOptions {
 
 export interface BatcherOptions {
   /**
-   * Batch slots, each a thread running one batch at a time. Range 1..max(256, 4 × cores).
+   * Batch slots, each a thread running one batch at a time.
+   * Range 1..max(256, 4 × cores).
    * @default 1
    */
   concurrency?: number;
   /**
-   * Messages per batch. Range 1..1e6.
+   * Messages per batch.
+   * Range 1..1e6.
    * @default 100
    */
   batchSize?: number;
   /**
-   * How long a batch waits to fill after its first message, in ms. Range 0..2^31-1.
+   * How long a batch waits to fill after its first message, in ms.
+   * Range 0..2^31-1.
    * @default 1000
    */
   batchTimeout?: number;
   /**
-   * Messages the batcher takes in before the processors are held back. Range 1..1e6.
+   * Messages the batcher takes in before the processors are held back.
+   * Range 1..1e6.
    * @default batchSize
    */
   maxDemand?: number;
@@ -86,7 +98,8 @@ export interface PipelineOptions<Context = unknown> {
     /** A producer, or a factory `(index) => producer` (required when concurrency > 1). */
     module: Producer | ((index: number) => Producer);
     /**
-     * Producers running at once. Range 1..256.
+     * Producers running at once.
+     * Range 1..256.
      * @default 1
      */
     concurrency?: number;
@@ -101,7 +114,8 @@ export interface PipelineOptions<Context = unknown> {
   /** Handed to every callback; plain data with the threads runtime. */
   context?: Context;
   /**
-   * The drain budget of `stop()`, in ms. Range 0..2^31-1.
+   * The drain budget of `stop()`, in ms.
+   * Range 0..2^31-1.
    * @default 30000
    */
   shutdownTimeout?: number;

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { DummyProducer, Pipeline, fromIterable } from '@throughway/core';
 import { OPTION_SCHEMA, rangeText, type OptionSpec } from '../src/option-schema.js';
+import { OPTIONS_FILE, SYNC_COMMAND, syncOptionDocs } from '../scripts/sync-option-docs.js';
 import { SCRIPTED, uniqueName, useHarness } from './helpers.js';
 
 const run = promisify(execFile);
@@ -99,9 +100,15 @@ describe('numeric option ranges', () => {
   });
 });
 
-describe('the schema drives the documented defaults', () => {
-  test('each option\'s JSDoc @default in options.ts is the schema\'s default, and no other option has one', () => {
-    const source = readFileSync(new URL('../src/options.ts', import.meta.url), 'utf8');
+describe('the schema writes the documented ranges and defaults', () => {
+  const source = readFileSync(OPTIONS_FILE, 'utf8');
+
+  test(`options.ts reads as the schema says (else: run \`${SYNC_COMMAND}\`)`, () => {
+    const synced = syncOptionDocs(source);
+    if (synced !== source) expect.fail(`packages/core/src/options.ts: its Range/@default lines differ from OPTION_SCHEMA; run \`${SYNC_COMMAND}\``);
+  });
+
+  test('each option with a default or a range in the schema has them in its JSDoc, and no other option has a @default', () => {
     const documented = new Map<string, string>();
     const prefixes: Record<string, string> = { RateLimitingOptions: 'producer.rateLimiting.', ProcessorOptions: 'processors.default.', BatcherOptions: 'batchers.*.', PipelineOptions: '' };
     for (const [name, prefix] of Object.entries(prefixes)) {
@@ -114,6 +121,33 @@ describe('the schema drives the documented defaults', () => {
     }
     const schema = new Map((OPTION_SCHEMA as readonly OptionSpec[]).filter((s) => s.default !== undefined).map((s) => [s.path, s.default!]));
     expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(schema));
+    expect(source).toContain('   * Messages per batch.\n   * Range 1..1e6.\n   * @default 100\n   */\n  batchSize?: number;');
+    expect(source).toContain('   * Range 1..max(256, 4 × cores).\n   * @default 1\n   */\n  concurrency?: number;');
+    expect(source).toContain('   * Range 1..2^31-1.\n   */\n  interval: number;');
+  });
+
+  test('a changed default or range is written into the JSDoc, the prose kept; a second run changes nothing', () => {
+    const schema = (OPTION_SCHEMA as readonly OptionSpec[]).map((s) => (s.path === 'batchers.*.batchSize' ? { ...s, default: '500', max: 10_000_000 } : s.path === 'shutdownTimeout' ? { ...s, default: undefined } : s));
+    const synced = syncOptionDocs(source, schema);
+    expect(synced).toContain('   * Messages per batch.\n   * Range 1..1e7.\n   * @default 500\n   */\n  batchSize?: number;');
+    expect(synced).toContain('   * The drain budget of `stop()`, in ms.\n   * Range 0..2^31-1.\n   */\n  shutdownTimeout?: number;');
+    expect(synced.split('\n').length).toBe(source.split('\n').length - 1);
+    expect(syncOptionDocs(synced, schema)).toBe(synced);
+    // Old-style lines (range inline, in a one-line comment) come out as the schema writes them.
+    const old = source.replace('   * Messages per batch.\n   * Range 1..1e6.\n   * @default 100\n   */', '   * Messages per batch. Range 1..7.\n   */').replace(/\/\*\*\n\s*\* The interval, in ms.\n\s*\* Range 1..2\^31-1.\n\s*\*\//, '/** The interval, in ms. Range 1..2^31-1. */');
+    expect(old).not.toBe(source);
+    expect(syncOptionDocs(old)).toBe(source);
+  });
+
+  test('an option the schema has no row for stops the generator, naming it', () => {
+    const stray = source.replace('  batchTimeout?: number;\n', '  batchTimeout?: number;\n  batchBytes?: number;\n');
+    expect(() => syncOptionDocs(stray)).toThrow('the option `batchers.*.batchBytes` has no row in OPTION_SCHEMA');
+  });
+
+  test(`\`${SYNC_COMMAND} --check\` exits 0 on this tree`, async () => {
+    const script = new URL('../scripts/sync-option-docs.ts', import.meta.url).pathname;
+    const { stderr } = await run(process.execPath, ['--import', 'tsx', script, '--check']);
+    expect(stderr).toBe('');
   });
 });
 
