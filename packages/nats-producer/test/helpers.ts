@@ -1,6 +1,5 @@
 // Shared by the NATS tests: uniquely named streams on the machine's NATS server (deleted after
 // each test file), bulk publishing, a SQLite sink to count by id, and child processes.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll } from 'vitest';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, StorageType, jetstreamManager, type ConsumerConfig, type JetStreamManager } from '@nats-io/jetstream';
+import { childRunner } from '../../../test-support/child.js';
 
 export const SERVER = process.env.THROUGHWAY_NATS ?? '127.0.0.1:4222';
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -130,18 +130,7 @@ export function countsById(sink: string): Map<number, number> {
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
-export interface Child {
-  process: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
+export type { Child } from '../../../test-support/child.js';
 
 /** Runs a fixture script with a JSON argument; stdout and stderr are kept for failure messages. */
-export function runChild(script: string, arg: unknown): Child {
-  const child = spawn(process.execPath, [join(FIXTURES, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { process: child, exited, output: () => out };
-}
+export const runChild = childRunner(FIXTURES);

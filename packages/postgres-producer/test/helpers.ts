@@ -1,13 +1,12 @@
 // Shared by the postgres-producer tests: the machine's real Postgres, a unique table per test,
 // a stand-in controller for driving producers by hand, and child processes.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll } from 'vitest';
 import type { ThroughwayMessage } from '@throughway/core';
 import { queueAcknowledger } from '@throughway/postgres-producer';
+import { childRunner } from '../../../test-support/child.js';
 
 const host = process.env.PGHOST ?? '/var/run/postgresql';
 const database = process.env.PGDATABASE ?? 'test';
@@ -86,18 +85,7 @@ export function ack(successful: ThroughwayMessage[], failed: ThroughwayMessage[]
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
-export interface Child {
-  process: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
+export type { Child } from '../../../test-support/child.js';
 
 /** Runs a fixture script with a JSON argument; stdout and stderr are kept for failure messages. */
-export function runChild(script: string, arg: unknown): Child {
-  const child = spawn(process.execPath, [join(FIXTURES, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { process: child, exited, output: () => out };
-}
+export const runChild = childRunner(FIXTURES);

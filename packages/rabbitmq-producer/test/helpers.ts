@@ -1,7 +1,7 @@
 // Shared by the RabbitMQ producer tests: the machine's broker (guest/guest on 127.0.0.1:5672),
 // uniquely named queues and exchanges deleted after each test, a SQLite sink that counts what
 // was processed by message id, and child processes running real pipelines.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import amqplib, { type ChannelModel } from 'amqplib';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach } from 'vitest';
+import { childRunner } from '../../../test-support/child.js';
 
 export const URL = process.env.THROUGHWAY_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const FIXTURES = fileURLToPath(new globalThis.URL('./fixtures/', import.meta.url));
@@ -156,18 +157,7 @@ export function countsById(sink: string, outcome = 'ok'): Map<string, number> {
   return counts;
 }
 
-export interface Child {
-  process: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
+export type { Child } from '../../../test-support/child.js';
 
 /** Runs a fixture script with a JSON argument; stdout and stderr are kept for failure messages. */
-export function runChild(script: string, arg: unknown): Child {
-  const child = spawn(process.execPath, [join(FIXTURES, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { process: child, exited, output: () => out };
-}
+export const runChild = childRunner(FIXTURES);

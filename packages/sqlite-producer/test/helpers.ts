@@ -1,6 +1,5 @@
 // Shared by the sqlite-producer tests: temporary database files, a stand-in controller for
 // driving producers by hand, and child processes running real pipelines.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterAll } from 'vitest';
 import type { ThroughwayMessage } from '@throughway/core';
 import { enqueue, migrate, queueAcknowledger } from '@throughway/sqlite-producer';
+import { childRunner } from '../../../test-support/child.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -62,21 +62,10 @@ export function fail<M extends ThroughwayMessage>(m: M, reason: unknown): M {
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
-export interface Child {
-  process: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
+export type { Child } from '../../../test-support/child.js';
 
 /** Runs a fixture script with a JSON argument; stdout and stderr are kept for failure messages. */
-export function runChild(script: string, arg: unknown): Child {
-  const child = spawn(process.execPath, [join(FIXTURES, script), JSON.stringify(arg)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { process: child, exited, output: () => out };
-}
+export const runChild = childRunner(FIXTURES);
 
 /** Rows of the side table the fixture handler writes: one per message handled. */
 export interface Processed {
