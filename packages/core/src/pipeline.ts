@@ -169,7 +169,8 @@ export class Pipeline {
 
   async #start(): Promise<void> {
     const o = this.#options;
-    let producers: ProducerStage[] = [];
+    const producers: ProducerStage[] = [];
+    const initialized: ProducerStage[] = [];
     try {
       const shape = await this.#runtime.start();
       if (o.batchers.length > 0 && !shape.handleBatch) {
@@ -211,9 +212,15 @@ export class Pipeline {
         );
       }
       for (const p of producers) p.connect(this.#slots);
-      for (const p of producers) await p.producer.init?.(p.controller());
+      for (const p of producers) {
+        await p.producer.init?.(p.controller());
+        initialized.push(p);
+      }
     } catch (error) {
       this.#run.halted = true;
+      // A producer that did start may hold a connection or a timer that keeps the process alive.
+      for (const p of initialized) p.stop();
+      await this.#terminateProducers(initialized);
       await this.#runtime.stop(false).catch(() => undefined);
       throw error;
     }
@@ -432,13 +439,7 @@ export class Pipeline {
     this.#limiter?.stop();
     for (const b of this.#batchers?.values() ?? []) b.stop();
     for (const p of this.#producers) p.stop();
-    for (const p of this.#producers) {
-      try {
-        await p.producer.terminate?.();
-      } catch (error) {
-        this.#logger.error({ pipeline: this.name, stage: 'producer', producer: p.index, err: logErr(serializeError(error)) }, 'producer terminate threw');
-      }
-    }
+    await this.#terminateProducers(this.#producers);
     await this.#runtime.stop(!late).catch((error) => this.#logger.error({ pipeline: this.name, err: logErr(serializeError(error)) }, 'runtime stop failed'));
     this.#state = 'stopped';
     this.#caller.rejectPending(this.name);
@@ -446,6 +447,16 @@ export class Pipeline {
     if (late) this.#logger.warn({ pipeline: this.name, unacked, timeout }, `stop timed out after ${timeout} ms; ${unacked} messages were left unacked at the source`);
     this.#markStopped({ unacked });
     return { unacked };
+  }
+
+  async #terminateProducers(stages: readonly ProducerStage[]): Promise<void> {
+    for (const p of stages) {
+      try {
+        await p.producer.terminate?.();
+      } catch (error) {
+        this.#logger.error({ pipeline: this.name, stage: 'producer', producer: p.index, err: logErr(serializeError(error)) }, 'producer terminate threw');
+      }
+    }
   }
 
   async #drain(): Promise<void> {

@@ -1,7 +1,9 @@
 // Lifecycle, producers, test helpers, setup/teardown, telemetry and topology (issue 2), for both
 // runtimes.
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { DummyProducer, fromIterable, createMessage } from '@throughway/core';
+import { childRunner, exitWithin } from '../../../test-support/child.js';
 import { AckRecorder, RUNTIMES, captureLogger, readLog, sleep, tmpLog, useHarness, waitFor, Telemetry } from './helpers.js';
 
 describe.each(RUNTIMES)('stop() [%s]', (runtime) => {
@@ -414,3 +416,15 @@ describe.each(RUNTIMES)('telemetry, topology, stats [%s]', (runtime) => {
 // silence unused-import lint in editors
 void createMessage;
 void Telemetry;
+
+describe.each(RUNTIMES)('a start that fails [%s]', (runtime) => {
+  test('terminates the producers whose init succeeded, and the process exits on its own', async () => {
+    const runChild = childRunner(fileURLToPath(new URL('./fixtures/', import.meta.url)));
+    const child = runChild('start-fails-child.mjs', { runtime });
+    const outcome = await exitWithin(child, 20_000);
+    const lines = child.output().trim().split('\n');
+    expect(outcome.killed, `the child did not exit within 20 s\n${child.output()}`).toBe(false);
+    expect(outcome.code, child.output()).toBe(0);
+    expect(lines).toEqual(['INIT 0', 'TERMINATED 0', 'REJECTED the broker refused producer 1']);
+  });
+});
