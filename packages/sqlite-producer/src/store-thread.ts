@@ -1,19 +1,20 @@
 /**
  * Entry of a queue store thread (`sqliteQueue({ thread: true })`): owns one connection and runs
  * the producer's claims and acks on it, so that the SQLite work (about 2.5 µs a row) leaves the
- * main thread. Requests and answers are plain data; claimed ids and attempt counts travel as
- * transferred typed arrays, payloads as the strings or bytes SQLite returned.
+ * main thread. Driven over comlink, as the batch workers are. Claimed ids and attempt counts
+ * travel as transferred typed arrays, payloads as the strings or bytes SQLite returned.
+ *
+ * Every call answers with an {@link Outcome} rather than throwing: comlink would keep only an
+ * error's name and message, and the producer needs its `code` (SQLITE_BUSY, ERR_THROUGHWAY_...).
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '@throughway/workers';
-import { openQueueStore, type Failure, type QueueStore, type StoreConfig } from './queue-store.js';
+import { parentPort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { serializeError, type SerializedError } from '@throughway/workers';
+import { openQueueStore, type AckCounts, type ClaimedRow, type Failure, type QueueStore, type StoreConfig } from './queue-store.js';
 
-export type StoreRequest =
-  | { op: 'claim'; seq: number; n: number; extra: number; extraBytes: number }
-  | { op: 'ack'; seq: number; ok: Float64Array; leases: Float64Array; failures: Failure[] }
-  | { op: 'release'; seq: number; ids: Float64Array; attempts: Int32Array; deliveries: Int32Array; leases: Float64Array }
-  | { op: 'renew'; seq: number; leases: number[] }
-  | { op: 'close'; seq: number };
+/** A call's result, or the error it threw as plain data (revived on the main thread). */
+export type Outcome<T> = { value: T; error?: undefined } | { error: SerializedError };
 
 /** Claimed rows, column by column. */
 export interface EncodedRows {
@@ -26,74 +27,65 @@ export interface EncodedRows {
   deadAtClaim: number;
 }
 
-export type StoreReply = { seq: number; result?: unknown; error?: ReturnType<typeof serializeError> };
-export type StoreHello = { ready: true } | { ready: false; error: ReturnType<typeof serializeError> };
-
-const port = parentPort!;
-const { config, leasedBy } = workerData as { config: StoreConfig; leasedBy: string };
+/** What the main thread calls on a store thread. Calls run one at a time, in the order sent. */
+export interface StoreThreadApi {
+  open(config: StoreConfig, leasedBy: string): Outcome<void>;
+  claim(n: number, extra: number, extraBytes: number): Outcome<EncodedRows>;
+  ack(ok: Float64Array, leases: Float64Array, failures: Failure[]): Outcome<AckCounts>;
+  release(ids: Float64Array, attempts: Int32Array, deliveries: Int32Array, leases: Float64Array): Outcome<void>;
+  renew(leases: number[]): Outcome<void>;
+  close(): Outcome<void>;
+}
 
 let store: QueueStore | undefined;
-try {
-  store = openQueueStore(config, leasedBy);
-  port.postMessage({ ready: true } satisfies StoreHello);
-} catch (error) {
-  port.postMessage({ ready: false, error: serializeError(error) } satisfies StoreHello);
-  port.close();
+
+function outcome<T>(run: () => T): Outcome<T> {
+  try {
+    return { value: run() };
+  } catch (error) {
+    return { error: serializeError(error) };
+  }
 }
 
-function claim(n: number, extra: number, extraBytes: number): EncodedRows {
-  const rows = store!.claim(n, extra, extraBytes);
+function encodeRows(rows: ClaimedRow[], deadAtClaim: number): EncodedRows {
   const count = rows.length;
-  const ids = new Float64Array(count);
-  const attempts = new Int32Array(count);
-  const deliveries = new Int32Array(count);
-  const leases = new Float64Array(count);
-  const payloads = new Array<string | Uint8Array>(count);
-  const metadata = new Array<string | null>(count);
+  const out: EncodedRows = {
+    ids: new Float64Array(count),
+    attempts: new Int32Array(count),
+    deliveries: new Int32Array(count),
+    leases: new Float64Array(count),
+    payloads: new Array<string | Uint8Array>(count),
+    metadata: new Array<string | null>(count),
+    deadAtClaim,
+  };
   for (let i = 0; i < count; i++) {
     const r = rows[i]!;
-    ids[i] = r.id;
-    attempts[i] = r.attempts;
-    deliveries[i] = r.deliveries;
-    leases[i] = r.lease;
-    payloads[i] = r.payload;
-    metadata[i] = r.metadata;
+    out.ids[i] = r.id;
+    out.attempts[i] = r.attempts;
+    out.deliveries[i] = r.deliveries;
+    out.leases[i] = r.lease;
+    out.payloads[i] = r.payload;
+    out.metadata[i] = r.metadata;
   }
-  return { ids, attempts, deliveries, leases, payloads, metadata, deadAtClaim: store!.deadAtClaim };
+  return out;
 }
 
-if (store) {
-  port.on('message', (request: StoreRequest) => {
-    const { seq } = request;
-    try {
-      switch (request.op) {
-        case 'claim': {
-          const rows = claim(request.n, request.extra, request.extraBytes);
-          const transfer = [rows.ids.buffer, rows.attempts.buffer, rows.deliveries.buffer, rows.leases.buffer] as ArrayBuffer[];
-          port.postMessage({ seq, result: rows } satisfies StoreReply, transfer);
-          return;
-        }
-        case 'ack':
-          port.postMessage({ seq, result: store!.ack(Array.from(request.ok), Array.from(request.leases), request.failures) } satisfies StoreReply);
-          return;
-        case 'renew':
-          store!.renew(request.leases);
-          port.postMessage({ seq } satisfies StoreReply);
-          return;
-        case 'release': {
-          const rows = Array.from(request.ids, (id, i) => ({ id, attempts: request.attempts[i]!, deliveries: request.deliveries[i]!, lease: request.leases[i]!, payload: '', metadata: null }));
-          store!.release(rows);
-          port.postMessage({ seq } satisfies StoreReply);
-          return;
-        }
-        case 'close':
-          store!.close();
-          port.postMessage({ seq } satisfies StoreReply);
-          port.close();
-          return;
-      }
-    } catch (error) {
-      port.postMessage({ seq, error: serializeError(error) } satisfies StoreReply);
-    }
-  });
-}
+const api: StoreThreadApi = {
+  open: (config, leasedBy) => outcome(() => void (store = openQueueStore(config, leasedBy))),
+  claim(n, extra, extraBytes) {
+    const result = outcome(() => {
+      const rows = store!.claim(n, extra, extraBytes);
+      return encodeRows(rows, store!.deadAtClaim);
+    });
+    if (result.error) return result;
+    const { ids, attempts, deliveries, leases } = result.value;
+    return Comlink.transfer(result, [ids.buffer, attempts.buffer, deliveries.buffer, leases.buffer] as ArrayBuffer[]);
+  },
+  ack: (ok, leases, failures) => outcome(() => store!.ack(Array.from(ok), Array.from(leases), failures)),
+  release: (ids, attempts, deliveries, leases) =>
+    outcome(() => store!.release(Array.from(ids, (id, i) => ({ id, attempts: attempts[i]!, deliveries: deliveries[i]!, lease: leases[i]!, payload: '', metadata: null })))),
+  renew: (leases) => outcome(() => store!.renew(leases)),
+  close: () => outcome(() => store?.close()),
+};
+
+Comlink.expose(api, nodeEndpoint(parentPort!));

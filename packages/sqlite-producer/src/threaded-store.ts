@@ -1,79 +1,80 @@
 import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError } from '@throughway/workers';
 import { reviveThrown } from '@throughway/workers/internal';
 import type { AckCounts, ClaimedRow, Failure, QueueStoreLike, StoreConfig } from './queue-store.js';
-import type { EncodedRows, StoreHello, StoreReply, StoreRequest } from './store-thread.js';
-
-type SerializedError = { name: string; message: string; stack?: string; code?: string };
+import type { Outcome, StoreThreadApi } from './store-thread.js';
 
 const entry = new URL('./store-thread.js', import.meta.url);
 
-/** Rebuilds an error that crossed from the store thread, keeping its code (SQLITE_BUSY, ERR_THROUGHWAY_...). */
-const revive = (e: SerializedError): Error => reviveThrown(e);
-
 /**
  * The main thread's handle on a store thread (see store-thread.ts): the same calls as QueueStore,
- * answered with promises. The thread handles requests one at a time, in order, so a claim never
- * overlaps an ack on the connection. If the thread dies, every pending and later call rejects;
- * the rows it had leased come back when their leases expire.
+ * answered with promises. The thread handles calls one at a time, in order, so a claim never
+ * overlaps an ack on the connection. If the thread dies, every pending and later call rejects
+ * with `ERR_THROUGHWAY_SQLITE_STORE_THREAD`; the rows it had leased come back when their leases
+ * expire.
  */
 export class ThreadedQueueStore implements QueueStoreLike {
   readonly leasedBy: string;
   deadAtClaim = 0;
   #worker: Worker;
-  #seq = 0;
-  #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-  #dead: Error | undefined;
-  #exited: Promise<void>;
+  #api: Comlink.Remote<StoreThreadApi>;
+  /** Rejecters of the calls in flight: a death rejects every one of them. */
+  #inFlight = new Set<(error: Error) => void>();
+  #dead: ThroughwayError | undefined;
+  #closing = false;
 
   private constructor(worker: Worker, leasedBy: string) {
     this.#worker = worker;
+    this.#api = Comlink.wrap<StoreThreadApi>(nodeEndpoint(worker));
     this.leasedBy = leasedBy;
-    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    worker.on('message', (reply: StoreReply) => {
-      const waiter = this.#pending.get(reply.seq);
-      if (!waiter) return;
-      this.#pending.delete(reply.seq);
-      if (reply.error) waiter.reject(revive(reply.error));
-      else waiter.resolve(reply.result);
-    });
-    const die = (error: Error) => {
-      this.#dead ??= error;
-      for (const w of this.#pending.values()) w.reject(this.#dead);
-      this.#pending.clear();
-    };
-    worker.on('error', (error) => die(new ThroughwayError('ERR_THROUGHWAY_SQLITE_STORE_THREAD', `the sqlite queue store thread died: ${error.message}`, { cause: error })));
-    worker.on('exit', () => die(new ThroughwayError('ERR_THROUGHWAY_SQLITE_STORE_THREAD', 'the sqlite queue store thread has exited')));
-  }
-
-  /** Starts the thread and waits until it has opened (and migrated) the database. */
-  static start(config: StoreConfig, leasedBy: string): Promise<ThreadedQueueStore> {
-    const worker = new Worker(entry, { workerData: { config, leasedBy } });
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error);
-      worker.once('error', onError);
-      worker.once('message', (hello: StoreHello) => {
-        worker.off('error', onError);
-        if (hello.ready) resolve(new ThreadedQueueStore(worker, leasedBy));
-        else {
-          void worker.terminate();
-          reject(revive(hello.error));
-        }
+    let lastError: Error | undefined;
+    worker.on('error', (error) => (lastError = error));
+    worker.once('exit', (code) => {
+      const cause = lastError ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`;
+      this.#dead = new ThroughwayError('ERR_THROUGHWAY_SQLITE_STORE_THREAD', this.#closing ? 'the sqlite queue store thread was closed' : `the sqlite queue store thread died (${cause})`, {
+        ...(lastError ? { cause: lastError } : {}),
+      });
+      const inFlight = [...this.#inFlight];
+      this.#inFlight.clear();
+      // Answers the thread posted before it died were drained just before 'exit': let their
+      // calls resolve first (a reject after that is a no-op).
+      setImmediate(() => {
+        for (const reject of inFlight) reject(this.#dead!);
       });
     });
   }
 
-  #call<T>(request: StoreRequest, transfer: ArrayBuffer[] = []): Promise<T> {
-    if (this.#dead) return Promise.reject(this.#dead);
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(request.seq, { resolve: resolve as (v: unknown) => void, reject });
-      this.#worker.postMessage(request, transfer);
+  /** Starts the thread and waits until it has opened (and migrated) the database. */
+  static async start(config: StoreConfig, leasedBy: string): Promise<ThreadedQueueStore> {
+    const store = new ThreadedQueueStore(new Worker(entry), leasedBy);
+    try {
+      await store.#call(store.#api.open(config, leasedBy));
+    } catch (error) {
+      await store.#end();
+      throw error;
+    }
+    return store;
+  }
+
+  /**
+   * A call's result, or its error revived with its code. Raced against the death of the thread,
+   * which comlink alone would never notice.
+   */
+  async #call<T>(call: Promise<Outcome<T>>): Promise<T> {
+    const outcome = await new Promise<Outcome<T>>((resolve, reject) => {
+      if (this.#dead) return reject(this.#dead);
+      this.#inFlight.add(reject);
+      call.then(resolve, reject).finally(() => this.#inFlight.delete(reject));
     });
+    if (outcome.error) throw reviveThrown(outcome.error);
+    return outcome.value;
   }
 
   async claim(n: number, extra = 0, extraBytes = Infinity): Promise<ClaimedRow[]> {
     if (n + extra <= 0) return [];
-    const r = await this.#call<EncodedRows>({ op: 'claim', seq: ++this.#seq, n, extra, extraBytes });
+    const r = await this.#call(this.#api.claim(n, extra, extraBytes));
     this.deadAtClaim = r.deadAtClaim;
     const rows = new Array<ClaimedRow>(r.ids.length);
     for (let i = 0; i < rows.length; i++) {
@@ -88,11 +89,11 @@ export class ThreadedQueueStore implements QueueStoreLike {
   ack(ok: number[], leases: number[], failures: Failure[]): Promise<AckCounts> {
     const ids = Float64Array.from(ok);
     const of = Float64Array.from(leases);
-    return this.#call<AckCounts>({ op: 'ack', seq: ++this.#seq, ok: ids, leases: of, failures }, [ids.buffer, of.buffer]);
+    return this.#call(this.#api.ack(Comlink.transfer(ids, [ids.buffer]), Comlink.transfer(of, [of.buffer]), failures));
   }
 
   renew(leases: number[]): Promise<void> {
-    return this.#call<void>({ op: 'renew', seq: ++this.#seq, leases });
+    return this.#call(this.#api.renew(leases));
   }
 
   release(rows: ClaimedRow[]): Promise<void> {
@@ -101,13 +102,21 @@ export class ThreadedQueueStore implements QueueStoreLike {
     const attempts = Int32Array.from(rows, (r) => r.attempts);
     const deliveries = Int32Array.from(rows, (r) => r.deliveries);
     const leases = Float64Array.from(rows, (r) => r.lease);
-    return this.#call<void>({ op: 'release', seq: ++this.#seq, ids, attempts, deliveries, leases }, [ids.buffer, attempts.buffer, deliveries.buffer, leases.buffer]);
+    return this.#call(
+      this.#api.release(Comlink.transfer(ids, [ids.buffer]), Comlink.transfer(attempts, [attempts.buffer]), Comlink.transfer(deliveries, [deliveries.buffer]), Comlink.transfer(leases, [leases.buffer])),
+    );
   }
 
-  /** Closes the connection and waits for the thread to end. */
+  /** Closes the connection and ends the thread. */
   async close(): Promise<void> {
-    if (!this.#dead) await this.#call<void>({ op: 'close', seq: ++this.#seq }).catch(() => undefined);
-    await Promise.race([this.#exited, new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]);
+    if (!this.#dead) await this.#call(this.#api.close()).catch(() => undefined);
+    await this.#end();
+  }
+
+  async #end(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#api[Comlink.releaseProxy]();
     await this.#worker.terminate();
   }
 }
