@@ -84,8 +84,8 @@ function loopCase(name: 'lock loop' | 'lease loop', pool: pg.Pool, table: string
   };
 }
 
-async function pipelineCase(name: string, table: string, runtime: 'inline' | 'threads', prefetch: number): Promise<Case> {
-  const source: PostgresQueueSource = postgresQueue({ connection: PG_BASE, table, pollInterval: 5, prefetch, metadata: false, migrate: false });
+async function pipelineCase(name: string, table: string, runtime: 'inline' | 'threads', prefetch: number, synchronousCommit = false): Promise<Case> {
+  const source: PostgresQueueSource = postgresQueue({ connection: PG_BASE, table, pollInterval: 5, prefetch, metadata: false, migrate: false, synchronousCommit });
   const pipeline = await Pipeline.start({ name: `bench-pg-${name.replace(/\W+/g, '-')}`, handlers, producer: { module: source }, processors: { default: { runtime, maxDemand: 1000 } } });
   let target = 0;
   return {
@@ -149,7 +149,7 @@ const postgresProducer: Scenario = async ({ quick }) => {
   const pool = new pg.Pool({ connectionString: PG_BASE, max: 4 });
   pool.on('error', () => undefined);
   const tag = `${process.pid}`;
-  const tables = ['lock', 'lease', 'inline', 'threads', 'scale'].map((n) => `tw_bench_pgq_${n}_${tag}`);
+  const tables = ['lock', 'lease', 'inline', 'threads', 'scale', 'sync'].map((n) => `tw_bench_pgq_${n}_${tag}`);
   const cases: Case[] = [];
   const results: BenchResult[] = [];
   try {
@@ -165,6 +165,7 @@ const postgresProducer: Scenario = async ({ quick }) => {
     cases.push(loopCase('lock loop', pool, tables[0]!, 1000));
     cases.push(await pipelineCase('inline, maxDemand 1000, prefetch 1000', tables[2]!, 'inline', 1000));
     cases.push(await pipelineCase('threads, maxDemand 1000, prefetch 1000', tables[3]!, 'threads', 1000));
+    cases.push(await pipelineCase('inline, maxDemand 1000, prefetch 1000, synchronousCommit: true', tables[5]!, 'inline', 1000, true));
     const rates: Record<string, number[]> = Object.fromEntries(cases.map((c) => [c.name, []]));
     const cpu: Record<string, number[]> = Object.fromEntries(cases.map((c) => [c.name, []]));
     for (let r = -1; r < rounds; r++) {
@@ -220,7 +221,7 @@ const postgresProducer: Scenario = async ({ quick }) => {
         ratio,
         target: '>= 0.8 of the lease loop and >= 50,000 rows/s',
         met: ratio >= 0.8 && rate >= 50_000,
-        note: `no-op handler, the producer's claim (same statement as the lease loop, plus deliveries and the token) and batched acks (one DELETE per group); ${vsLock.toFixed(2)}x the lock loop; ${median(cpu[c.name]!).toFixed(2)} CPU-µs/row in this process (all threads); ratio: median of per-round ratios; ${each}`,
+        note: `no-op handler, the producer's claim (same statement as the lease loop, plus deliveries and the token) and batched acks (one DELETE per group), ${c.name.includes('synchronousCommit: true') ? 'each commit waiting for the WAL flush like the loops' : 'committed with synchronous_commit off (the default)'}; ${vsLock.toFixed(2)}x the lock loop; ${median(cpu[c.name]!).toFixed(2)} CPU-µs/row in this process (all threads); ratio: median of per-round ratios; ${each}`,
       });
     }
     for (const c of cases) await c.stop();

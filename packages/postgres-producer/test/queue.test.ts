@@ -31,6 +31,7 @@ describe('options', () => {
       [{ connection: PG_URL, backoff: { baseMs: 10, maxMs: 5 } }, 'Expected `postgresQueue.backoff.maxMs` to be an integer from baseMs (10)'],
       [{ connection: 42 }, 'Expected `postgresQueue.connection` to be a pg.Pool or a connection string'],
       [{ connection: PG_URL, lease: 1 }, 'Unknown option `postgresQueue.lease`'],
+      [{ connection: PG_URL, synchronousCommit: 'off' }, 'Expected `postgresQueue.synchronousCommit` to be a boolean'],
     ];
     for (const [options, message] of cases) {
       let caught: { code?: string; message?: string } | undefined;
@@ -253,6 +254,24 @@ describe('claims and acks', () => {
     await own.producer.terminate();
     await waitFor(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`tw_own_${table}`])).rows[0].n === 0, 'its connections closed');
     expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  test.each([false, true])('synchronousCommit %s: claims and acks work; a caller\'s pool keeps its own synchronous_commit (the producer sets it for its own transactions only)', async (synchronousCommit) => {
+    const { pool, table } = await queueWith(Array.from({ length: 50 }, (_, i) => `s${i}`));
+    const { producer, c } = await started({ connection: pool, table, migrate: false, synchronousCommit });
+    producer.handleDemand(50);
+    await waitFor(() => c.pushed.length === 50, '50 messages');
+    await ack(c.pushed.slice(0, 40));
+    await ack([], c.pushed.slice(40));
+    await producer.terminate();
+    expect(producer.stats()).toMatchObject({ claimed: 50, acked: 40, retried: 10, stale: 0, errors: 0 });
+    // Every connection the pool holds, each asked in turn while the others are checked out.
+    const clients = await Promise.all(Array.from({ length: pool.totalCount }, () => pool.connect()));
+    try {
+      for (const client of clients) expect((await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
+    } finally {
+      for (const client of clients) client.release();
+    }
   });
 
   test('vacuumEvery: the producer vacuums its queue table after that many rows, without waiting for autovacuum', async () => {
