@@ -19,15 +19,17 @@ describe('threads runtime: failures', () => {
     // pushed together: one processor call, held by one thread when it dies
     const t0 = Date.now();
     p.push(rec.messages([1, 2, { id: 3, die }, 4]));
-    await rec.waitForCount(4, 15_000);
-    expect(Date.now() - t0).toBeLessThan(9000); // not after the handler's 10 s sleep
+    // Generous for a loaded machine (a thread to replace, an isolation thread to start), and still
+    // far short of the 120 s an 'uncaught' handler sleeps: the death is not waited out.
+    await rec.waitForCount(4, 45_000);
+    expect(Date.now() - t0).toBeLessThan(45_000);
     // the call's messages were retried one at a time: only the one that kills a thread fails
     expect(rec.shape()).toEqual([[[1, 2, 4], [3]]]);
     expect(rec.find(3).status.error.code).toBe('ERR_THROUGHWAY_THREAD_DIED');
     expect(statusText(rec.find(3))).toMatch(reason);
     // the thread is replaced and the pipeline goes on
     p.push(rec.messages([5, 6]));
-    await rec.waitForCount(6, 15_000);
+    await rec.waitForCount(6, 30_000);
     expect(rec.shape()[1]).toEqual([[5, 6], []]);
     p.push(rec.messages([7]));
     await rec.waitForCount(7, 15_000);
