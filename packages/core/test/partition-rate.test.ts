@@ -118,7 +118,8 @@ describe.each(RUNTIMES)('rate limiting [%s]', (runtime) => {
 
   test('updateRateLimiting with reset: true applies at once', async () => {
     const rec = new AckRecorder();
-    const INTERVAL = 3000;
+    // Long enough that no loaded machine reaches the first natural refill by chance.
+    const INTERVAL = 20_000;
     const opts = h.options({
       producer: { module: endlessFactory(rec, []), rateLimiting: { allowedMessages: 3, interval: INTERVAL } },
     });
@@ -126,7 +127,7 @@ describe.each(RUNTIMES)('rate limiting [%s]', (runtime) => {
     const p = await h.start(opts);
     await rec.waitForCount(3);
     await p.updateRateLimiting({ allowedMessages: 8, reset: true });
-    await rec.waitForCount(11, 2500);
+    await rec.waitForCount(11, 15_000);
     // reached long before the first natural refill
     expect(Date.now() - t0).toBeLessThan(INTERVAL);
     await sleep(150);
