@@ -20,6 +20,11 @@ function before(a: readonly [number, number], b: readonly [number, number]): boo
   return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 }
 
+function nodeAffected(nodeVersion: string): boolean {
+  const node = majorMinor(nodeVersion);
+  return node !== undefined && !before(node, FIRST_BAD) && before(node, FIRST_FIXED);
+}
+
 /**
  * The warning for running better-sqlite3 `sqliteVersion` in worker threads on Node
  * `nodeVersion`, or undefined when that pair is fine.
@@ -29,10 +34,8 @@ function before(a: readonly [number, number], b: readonly [number, number]): boo
  * sqliteThreadHazard('24.22.3', '12.11.1') // undefined
  */
 export function sqliteThreadHazard(nodeVersion: string, sqliteVersion: string | undefined): string | undefined {
-  const node = majorMinor(nodeVersion);
   const sqlite = sqliteVersion === undefined ? undefined : majorMinor(sqliteVersion);
-  if (!node || !sqlite || sqlite[0] !== 12) return undefined;
-  if (before(node, FIRST_BAD) || !before(node, FIRST_FIXED)) return undefined;
+  if (!nodeAffected(nodeVersion) || !sqlite || sqlite[0] !== 12) return undefined;
   return (
     `Node ${nodeVersion.replace(/^v/, '')} with better-sqlite3 ${sqliteVersion} in worker threads: the process aborts ` +
     `("Assertion failed: (env) != nullptr" in RemoveEnvironmentCleanupHook, nodejs/node#65446) when a thread that used ` +
@@ -61,7 +64,8 @@ let warned = false;
  * warnSqliteThreadHazard(handlersUrl, (message) => logger.warn(message))
  */
 export function warnSqliteThreadHazard(from: string | URL, warn: (message: string) => void, nodeVersion = process.versions.node): boolean {
-  if (warned) return false;
+  // Resolving better-sqlite3 reads the file system (on every Pipeline.start): only where it matters.
+  if (warned || !nodeAffected(nodeVersion)) return false;
   const message = sqliteThreadHazard(nodeVersion, resolvedSqliteVersion(from));
   if (message === undefined) return false;
   warned = true;

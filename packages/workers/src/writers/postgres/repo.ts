@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { PostgresConnection } from '../connections.js';
-import { ThroughwayError, describeValue } from '../../errors.js';
+import { ThroughwayError } from '../../errors.js';
 import { checkInsertArguments, normalizeOptions } from '../options.js';
 import { planInsert, type ShapePlan } from '../plan.js';
 import { columnList, conflictClause, returningClause } from '../sql.js';
@@ -225,56 +225,8 @@ class PostgresRepo implements Repo {
   }
 }
 
-/**
- * A {@link Repo} over a pg `Client`, `PoolClient` or `Pool`. Build it once per batch worker, in
- * `setup`, and end the client or pool in `teardown`.
- *
- * - With a `Pool`, each `insertAll` and each `transaction` checks a client out and releases it.
- * - With a `Client`, calls run on it: await each call before starting the next (pg runs one query
- *   at a time, so two concurrent multi-statement calls would interleave), and do not run other
- *   queries on it while a `transaction`'s function is pending, they would join the transaction.
- *   Use a `Pool` for concurrent writers. An `insertAll` that needs several
- *   statements opens its own transaction, unless the client is already inside one (ours, or one
- *   you began yourself with `BEGIN`, which only pg versions with `client.getTransactionStatus()` can
- *   detect; with older ones, run such writes through `repo.transaction()` instead).
- *
- * Plain inserts of 200+ rows use `COPY FROM STDIN` (implemented over pg's protocol, no extra
- * dependency); the rest use one `INSERT ... SELECT FROM unnest(...)` per 50,000 rows, a named
- * prepared statement per key set and options. Column types come from the catalog.
- *
- * @example
- * import pg from 'pg';
- * import { definePipeline, postgresRepo, timestamps, type Repo } from '@throughway/workers';
- *
- * let pool: pg.Pool;
- * let repo: Repo;
- * export default definePipeline({
- *   setup() {
- *     pool = new pg.Pool({ host: '/var/run/postgresql', database: 'shop', max: 2 });
- *     repo = postgresRepo(pool);
- *   },
- *   handleMessage: (_processor, message) => message,
- *   async handleBatch(_batcher, messages) {
- *     const ts = timestamps();
- *     const customers = messages.map((m) => ({ id: (m.data as { customer: string }).customer, ...ts }));
- *     await repo.transaction(async (tx) => {
- *       await tx.insertAll('customers', customers, { onConflict: 'nothing' });
- *       await tx.insertAll('orders', messages.map((m) => ({ ...(m.data as object), ...ts })));
- *     });
- *     return messages;
- *   },
- *   teardown: () => pool.end(),
- * });
- */
-export function postgresRepo(connection: PostgresConnection): Repo {
-  const client = connection as pg.Client | pg.PoolClient | pg.Pool;
-  if (client === null || typeof client !== 'object' || typeof (client as { query?: unknown }).query !== 'function') {
-    throw new ThroughwayError(
-      'ERR_THROUGHWAY_INVALID_OPTION',
-      `postgresRepo(client): client must be a pg Client, PoolClient or Pool, got ${describeValue(client)}`,
-      { details: { option: 'client' } },
-    );
-  }
-  return new PostgresRepo(client, { tables: new Map() }, false);
+/** The repo itself, for `postgresRepo` (repos.ts), which checks the connection and imports this module when a repo is built. */
+export function openPostgresRepo(connection: PostgresConnection): Repo {
+  return new PostgresRepo(connection as pg.Client | pg.PoolClient | pg.Pool, { tables: new Map() }, false);
 }
 

@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { SqliteConnection } from '../connections.js';
-import { ThroughwayError, describeValue } from '../../errors.js';
+import { ThroughwayError } from '../../errors.js';
 import { checkInsertArguments, normalizeOptions } from '../options.js';
 import { planInsert, type ShapePlan, type TableMeta } from '../plan.js';
 import { columnList, conflictClause, returningClause } from '../sql.js';
@@ -149,45 +149,7 @@ class SqliteRepo implements Repo {
   }
 }
 
-/**
- * A {@link Repo} over a better-sqlite3 connection. Build it once per batch worker, in `setup`,
- * with the connection that worker owns (better-sqlite3 connections cannot move between threads).
- *
- * The repo never changes the connection's pragmas. Foreign keys are enforced only when
- * `PRAGMA foreign_keys = ON` (better-sqlite3 builds SQLite with that default; set it yourself to be
- * sure), and a busy timeout (`new Database(file, { timeout })`) decides how long a write waits for
- * another process's lock. Each `insertAll` runs in `BEGIN IMMEDIATE` (or a savepoint when a
- * transaction is open), so it is all or nothing.
- *
- * Work is synchronous (better-sqlite3 is); the promise is for one `Repo` shape across databases.
- *
- * @example
- * import Database from 'better-sqlite3';
- * import { definePipeline, sqliteRepo, timestamps, expectCount, type Repo } from '@throughway/workers';
- *
- * let repo: Repo;
- * export default definePipeline({
- *   setup() {
- *     const db = new Database('shop.db', { timeout: 5000 });
- *     db.pragma('journal_mode = WAL');
- *     db.pragma('foreign_keys = ON');
- *     repo = sqliteRepo(db);
- *   },
- *   handleMessage: (_processor, message) => message,
- *   async handleBatch(_batcher, messages) {
- *     const ts = timestamps();
- *     const entries = messages.map((m) => ({ ...(m.data as object), ...ts }));
- *     expectCount(await repo.insertAll('orders', entries), entries);
- *     return messages;
- *   },
- * });
- */
-export function sqliteRepo(connection: SqliteConnection): Repo {
-  const db = connection as Database.Database;
-  if (db === null || typeof db !== 'object' || typeof db.prepare !== 'function' || typeof db.transaction !== 'function') {
-    throw new ThroughwayError('ERR_THROUGHWAY_INVALID_OPTION', `sqliteRepo(db): db must be a better-sqlite3 Database, got ${describeValue(db)}`, {
-      details: { option: 'db' },
-    });
-  }
-  return new SqliteRepo(db);
+/** The repo itself, for `sqliteRepo` (repos.ts), which checks the connection and imports this module when a repo is built. */
+export function openSqliteRepo(connection: SqliteConnection): Repo {
+  return new SqliteRepo(connection as Database.Database);
 }
