@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import { Piscina } from './piscina-move.js';
 import type { PipelineHandlers } from './define-pipeline.js';
 import { shapeOf } from './define-pipeline.js';
 import { initHandlers } from './load-handlers.js';
