@@ -4,7 +4,7 @@ import pg from 'pg';
 import { describe, expect, test } from 'vitest';
 import { Pipeline } from '@throughway/core';
 import { deadLetters, enqueue, migrate, postgresQueue, queueCounts } from '@throughway/postgres-producer';
-import { PG_URL, sleep, testPool, uniqueTable, waitFor } from './helpers.js';
+import { PG_URL, controller, sleep, testPool, uniqueTable, waitFor } from './helpers.js';
 
 const handlers = new URL('./fixtures/outcome-handlers.mjs', import.meta.url);
 const RUNTIMES = ['inline', 'threads'] as const;
@@ -58,6 +58,38 @@ describe('statistics of an empty queue', () => {
       await pool.end();
     }
   }, 150_000);
+});
+
+describe('claim plan', () => {
+  test('claims read the claim index in order and stop at their limit, also on a table vacuumed while empty (relpages and reltuples 0)', async () => {
+    const pool = testPool();
+    const table = uniqueTable();
+    await migrate(pool, { table });
+    await enqueue(pool, Array.from({ length: 20_000 }, (_, i) => `old${i}`), { table });
+    await pool.query(`DELETE FROM "${table}"`);
+    await pool.query(`VACUUM "${table}"`);
+    expect((await pool.query(`SELECT relpages, reltuples FROM pg_class WHERE relname = $1`, [table])).rows[0]).toEqual({ relpages: 0, reltuples: 0 });
+    await enqueue(pool, Array.from({ length: 20_000 }, (_, i) => `ok:${i}`), { table });
+    const read = async () => (await pool.query(`SELECT idx_tup_read::int AS n FROM pg_stat_user_indexes WHERE indexrelname = $1`, [`${table}_claim`])).rows[0].n as number;
+    const before = await read();
+    const source = postgresQueue({ connection: pool, table, migrate: false, listen: false, pollInterval: 10_000 });
+    const producer = source(0);
+    const c = controller();
+    await producer.init(c);
+    try {
+      for (let k = 1; k <= 10; k++) {
+        producer.handleDemand(1000);
+        await waitFor(() => c.pushed.length === k * 1000, `claim ${k}`);
+      }
+      // Statistics reach the view once the backend flushes them (within a second or so of idling).
+      await waitFor(async () => (await read()) - before >= 10_000, 'the claims in pg_stat_user_indexes', 30_000);
+      // In order with a limit: ~1,000 entries a claim. A scan of every ready row, then a sort, read
+      // 20,000 + 19,000 + ... + 11,000 = 155,000.
+      expect((await read()) - before).toBeLessThan(20_000);
+    } finally {
+      await producer.terminate();
+    }
+  });
 });
 
 describe('wake-ups', () => {
