@@ -13,7 +13,6 @@
 import type pg from 'pg';
 import type Database from 'better-sqlite3';
 import { Message, definePipeline, postgresRepo, sqliteRepo, timestamps, type Repo, type ThroughwayMessage } from '@throughway/workers';
-import { ackInTransaction } from '@throughway/postgres-producer/handler';
 import { decodeEvent, failureMessage, type CustomerEntry, type OrderEntry } from './decode.js';
 import { connectPostgres, openSqlite, tableName, type DatabaseTarget } from './database.js';
 import { writeCustomers, writeOrders, type Tables } from './writer.js';
@@ -33,6 +32,8 @@ interface WriterContext extends PipelineContext {
   repo: Repo;
   /** Postgres only: the connection, for ackInTransaction. */
   client?: pg.Client;
+  /** `--source postgres` only: loaded in setup, as only that batch worker needs it. */
+  ackInTransaction?: typeof import('@throughway/postgres-producer/handler').ackInTransaction;
   tables: Tables;
   close: () => Promise<void> | void;
 }
@@ -63,7 +64,10 @@ export default definePipeline<PipelineContext>({
       return { ...context, repo: sqliteRepo(db), tables, close: () => void db.close() } as WriterContext;
     }
     const client: pg.Client = await connectPostgres(target);
-    return { ...context, repo: postgresRepo(client), client, tables, close: () => client.end() } as WriterContext;
+    // Loaded here, not at the top: every thread imports this module and no other needs it (nor
+    // the @throughway/workers internals it brings, ~65 ms of start-up a thread).
+    const ackInTransaction = context.exactlyOnceQueue ? (await import('@throughway/postgres-producer/handler')).ackInTransaction : undefined;
+    return { ...context, repo: postgresRepo(client), client, ackInTransaction, tables, close: () => client.end() } as WriterContext;
   },
 
   handleMessage(_processor, message) {
@@ -93,7 +97,7 @@ export default definePipeline<PipelineContext>({
 
   async handleBatch(batcher, messages, batchInfo, context) {
     if (batcher !== BATCHER_INSERT) return messages;
-    const { repo, tables, client, exactlyOnceQueue } = context as WriterContext;
+    const { repo, tables, client, exactlyOnceQueue, ackInTransaction } = context as WriterContext;
     // One instant for the whole batch, as the seed's timestamps/1 does per batch.
     const ts = timestamps();
     const write = async (into: Repo, batch: ThroughwayMessage[]): Promise<void> => {
@@ -101,7 +105,7 @@ export default definePipeline<PipelineContext>({
       else if (batchInfo.batchKey === KEY_ORDERS) await writeOrders(into, tables, batch.map(toOrder), ts);
       else throw new Error(`insert_all has no table for batch key ${JSON.stringify(batchInfo.batchKey)}`);
     };
-    if (exactlyOnceQueue && client) return ackInTransaction(client, messages, write, { table: exactlyOnceQueue });
+    if (exactlyOnceQueue && client && ackInTransaction) return ackInTransaction(client, messages, write, { table: exactlyOnceQueue });
     await write(repo, messages);
     return messages;
   },

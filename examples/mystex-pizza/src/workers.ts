@@ -24,6 +24,8 @@ export interface WorkerTotals {
 }
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+/** The node flags of `pnpm demo` (the root package.json), for the children too. */
+const NODE_FLAGS = ['--single-threaded-gc', '--min-semi-space-size=16', '--max-semi-space-size=64'];
 
 /**
  * Starts `options.workers - 1` children. `finish(interrupted)` waits for them (after sending
@@ -34,7 +36,7 @@ export function startWorkers(options: DemoOptions, target: DatabaseTarget, run: 
   const children: { child: ChildProcess; out: string[]; exited: Promise<number | null> }[] = [];
   const args: WorkerArgs = { options: { ...options, workers: 1, logLevel: options.logLevel === 'info' ? 'warn' : options.logLevel }, target, queueFile: run.queueFile, ...(run.exactlyOnceQueue ? { exactlyOnceQueue: run.exactlyOnceQueue } : {}) };
   for (let i = 1; i < options.workers; i++) {
-    const child = spawn(process.execPath, ['--single-threaded-gc', WORKER, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, WORKER, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: string[] = [];
     child.stdout!.setEncoding('utf8').on('data', (d: string) => out.push(d));
     children.push({ child, out, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) });
