@@ -56,7 +56,7 @@ export const OPTION_SCHEMA = [
   { path: 'batchers.*.concurrency', type: 'integer', min: 1, max: MAX_THREADS, maxDoc: 'max(256, 4 × cores)', default: '1', doc: 'Batch slots (threads) of the batcher.' },
   { path: 'batchers.*.batchSize', type: 'integer', min: 1, max: 1_000_000, default: '100', doc: 'Messages per batch.' },
   { path: 'batchers.*.batchTimeout', type: 'integer', min: 0, max: MAX_TIMER_MS, default: '1000', doc: 'How long a batch waits to fill, in ms.' },
-  { path: 'batchers.*.maxDemand', type: 'integer', min: 1, max: 1_000_000, default: 'batchSize', doc: 'Messages the batcher takes before holding the processors back.' },
+  { path: 'batchers.*.maxDemand', type: 'integer', min: 1, max: 1_000_000, default: 'batchSize', doc: 'Messages in full batches the batcher takes, beyond two per slot, before holding the processors back; partial batches do not count.' },
   { path: 'context', type: 'any', doc: 'Handed to every callback; plain data with threads.' },
   { path: 'shutdownTimeout', type: 'integer', min: 0, max: MAX_TIMER_MS, default: '30000', doc: 'The drain budget of stop(), in ms.' },
   { path: 'logger', type: 'object', doc: 'A pino logger; default pino at warn on stderr.' },

@@ -77,7 +77,8 @@ export interface BatcherOptions {
    */
   batchTimeout?: number;
   /**
-   * Messages the batcher takes in before the processors are held back.
+   * Messages in full batches the batcher takes in, beyond two batches per slot, before the
+   * processors are held back. Messages waiting in partial batches do not count (as in Broadway).
    * Range 1..1e6.
    * @default batchSize
    */

@@ -1,6 +1,6 @@
 // Batching (issue 2, "Batching"), for both runtimes.
 import { describe, expect, test } from 'vitest';
-import { AckRecorder, RUNTIMES, captureLogger, readLog, sleep, tmpLog, useHarness, waitFor } from './helpers.js';
+import { AckRecorder, RUNTIMES, captureLogger, readLog, sleep, sum, tmpLog, useHarness, waitFor } from './helpers.js';
 
 describe.each(RUNTIMES)('batching [%s]', (runtime) => {
   const h = useHarness(runtime);
@@ -57,6 +57,102 @@ describe.each(RUNTIMES)('batching [%s]', (runtime) => {
     ]);
     expect(rec.shape().map(([ok]) => ok.length)).toEqual([100, 100, 100, 100, 100]);
     expect((await p.stop({ timeout: 5000 })).unacked).toBe(0);
+  });
+
+  test('five keys at batchSize 100 with the default demand fill their batches without waiting for batchTimeout', async () => {
+    const rec = new AckRecorder();
+    const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'];
+    const TIMEOUT = 30_000;
+    // The processors' and the batcher's demand left at their defaults (inline: maxDemand 10).
+    const opts = h.options({ batchers: { default: { batchSize: 100, batchTimeout: TIMEOUT } } });
+    delete opts.processors.default.maxDemand;
+    delete opts.processors.default.minDemand;
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    // Round-robin over the keys: each key's batch fills only after ~500 messages, when the other
+    // four keys hold 99 each in partial batches (495, more than the batcher's room of 310 here).
+    const datas = Array.from({ length: 2000 }, (_, i) => ({ id: i, batchKey: KEYS[i % KEYS.length] }));
+    const t0 = Date.now();
+    p.push(rec.messages(datas));
+    await rec.waitForCount(2000, TIMEOUT - 5000);
+    const elapsed = Date.now() - t0;
+    // Not a speed claim: a single wait for batchTimeout would take 30 s.
+    expect(elapsed).toBeLessThan(TIMEOUT);
+    const batches = tel.batches();
+    expect(batches.length).toBe(20);
+    expect(new Set(batches.map((b) => b.trigger))).toEqual(new Set(['size']));
+    for (const key of KEYS) {
+      const mine = batches.filter((b) => b.key === key);
+      expect(mine.map((b) => b.ids.length), key).toEqual([100, 100, 100, 100]);
+      // arrival order kept within the key
+      expect(mine.flatMap((b) => b.ids), key).toEqual(datas.filter((d) => d.batchKey === key).map((d) => d.id));
+    }
+    expect(rec.count()).toBe(2000);
+    expect(sum(rec.calls.map((c) => c.failed.length))).toBe(0);
+    expect(p.stats().batchers.default).toMatchObject({ pending: 0, queued: 0, batches: 20, successful: 2000 });
+  });
+
+  test('a slow handleBatch holds the processors back; partial batches of several keys do not', async () => {
+    const rec = new AckRecorder();
+    const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'];
+    // processors: maxDemand 10 (one slot); batcher: concurrency 1, batchSize 10, maxDemand = 10,
+    // and each batch takes >= 150 ms. The processors hand over only while the full batches
+    // (queued for the slot or running) and what they hold in flight stay under the batcher's room:
+    // its maxDemand + 2 * concurrency * batchSize (30), plus what they may hand over at once (10).
+    // A hand-over admitted just under it adds one processor demand (10) and may complete the keys'
+    // partial batches (< 5 * 10); the partial batches themselves stay under 5 * 10.
+    const ROOM = 10 + 2 * 1 * 10 + 10;
+    const PARTIAL = KEYS.length * 10;
+    const FULL = ROOM + 10 + PARTIAL;
+    const BOUND = 10 + FULL + PARTIAL;
+    let demanded = 0;
+    let maxOutstanding = 0;
+    let n = 0;
+    const producer = {
+      handleDemand(d: number) {
+        demanded += d;
+        maxOutstanding = Math.max(maxOutstanding, demanded - rec.count());
+        return Array.from({ length: d }, () => {
+          const id = n++;
+          return rec.message({ id, batchKey: KEYS[id % KEYS.length], batchSleepMs: 150 });
+        });
+      },
+    };
+    const opts = h.options({ producer: { module: producer }, batchers: { default: { concurrency: 1, batchSize: 10, batchTimeout: 30_000 } } });
+    const tel = h.telemetry(opts.name);
+    const t0 = Date.now();
+    const p = await h.start(opts);
+    let maxQueued = 0;
+    let maxPending = 0;
+    const sample = () => {
+      const b = p.stats().batchers.default;
+      maxQueued = Math.max(maxQueued, b.queued);
+      maxPending = Math.max(maxPending, b.pending);
+      return true;
+    };
+    // Progress (a loaded machine may take a while to start the threads), then 1.5 s more.
+    await waitFor(() => sample() && rec.count() >= 10, 'the first batch acked', 20_000);
+    const t1 = Date.now();
+    while (Date.now() - t1 < 1500) {
+      sample();
+      await sleep(10);
+    }
+    const acked = rec.count();
+    const elapsed = Date.now() - t0;
+    // The slot was busy and full batches waited for it up to the room: the processors were held
+    // back by it (an endless producer behind fast processors would otherwise be pulled without end).
+    expect(maxQueued).toBeGreaterThanOrEqual(ROOM - 10);
+    expect(maxQueued).toBeLessThanOrEqual(FULL);
+    expect(maxPending).toBeLessThan(PARTIAL);
+    expect(maxOutstanding).toBeLessThanOrEqual(BOUND);
+    expect(demanded - rec.count()).toBeLessThanOrEqual(BOUND);
+    // one batch of <= 10 at a time, >= 150 ms each: bounded by the time that actually passed
+    expect(acked).toBeLessThanOrEqual(10 * (Math.floor(elapsed / 150) + 1));
+    // every batch so far was full: no key waited for its timeout
+    expect(new Set(tel.batches().map((b) => b.trigger))).toEqual(new Set(['size']));
+    await p.stop({ timeout: 10_000 });
+    expect(rec.count()).toBe(n);
+    expect(sum(rec.calls.map((c) => c.failed.length))).toBe(0);
   });
 
   test('a batch is emitted batchTimeout after its first message (trigger "timeout")', async () => {

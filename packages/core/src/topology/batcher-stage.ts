@@ -73,6 +73,12 @@ export class BatcherStage implements BatchSink {
    * the first alone, the second alone and the rest after those two came back.
    */
   #slotsToRun = new Set<number>();
+  /**
+   * Full batches (queued or running) plus what the processors hold in flight, beyond which the
+   * processors hand over nothing more (with their demand added: see `hasRoom`). Memory held is
+   * bounded by it: partial batches under keys × batchSize, full batches under this room plus one
+   * hand-over and the partial batches that hand-over completes.
+   */
   #capacity: number;
 
   constructor(options: ResolvedBatcher, host: StageHost) {
@@ -91,12 +97,17 @@ export class BatcherStage implements BatchSink {
   }
 
   /**
-   * Room for more from the processors. `upstream` is what the processors may hand over at once
-   * (their demand): a batcher that admits less than one processor task would stall them.
-   * `inFlight` is what processors hold already and will hand over whatever is decided now.
+   * Room for more from the processors. Only full batches count against it (emitted and not yet
+   * done: queued for a slot or running), never the messages in partial batches: as in Broadway,
+   * whose batcher spends its consumers' demand on the batches it emits, a partial batch only
+   * fills by taking more, so counting it would leave several keys' partial batches waiting for
+   * `batchTimeout`. Partial batches are bounded by themselves: under `batchSize` per key.
+   * `upstream` is what the processors may hand over at once (their demand): a batcher that
+   * admits less than one processor task would stall them. `inFlight` is what processors hold
+   * already and will hand over whatever is decided now.
    */
   hasRoom(upstream: number, inFlight: number): boolean {
-    return this.#pendingCount + this.#queuedCount + inFlight < this.#capacity + upstream;
+    return this.#queuedCount + inFlight < this.#capacity + upstream;
   }
 
   get idle(): boolean {
