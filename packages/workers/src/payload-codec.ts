@@ -79,47 +79,47 @@ function jsonExact(value: unknown, seen: object[]): boolean {
 /** `String.prototype.isWellFormed` (Node 20+; not in the ES2023 lib the build targets). */
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-/** How one value is written: its tag and, for text forms, the text. */
-interface Plan {
-  tag: number;
-  text?: string;
-  bytes?: Buffer;
-}
-
-function plan(data: unknown, metadata: Record<string, unknown>): Plan {
-  const noMetadata = isEmpty(metadata);
-  if (noMetadata) {
-    if (typeof data === 'string' && isWellFormed(data)) return { tag: TAG_STRING, text: data };
-    if (typeof data === 'number') return { tag: TAG_NUMBER };
-  }
-  const seen: object[] = [];
-  if (jsonExact(data, seen) && (noMetadata || jsonExact(metadata, seen))) {
-    return noMetadata ? { tag: TAG_JSON, text: JSON.stringify(data) } : { tag: TAG_JSON_PAIR, text: JSON.stringify([data, metadata]) };
-  }
-  return { tag: TAG_V8, bytes: serialize([data, metadata]) };
-}
-
 export function encodeValues(values: [unknown, Record<string, unknown>][]): EncodedValues {
   const n = values.length;
   const offsets = new Uint32Array(n + 1);
-  // First pass sizes everything, so the bytes are written once, straight into one buffer.
-  const plans: Plan[] = new Array(n);
+  // First pass picks each value's form and sizes it, so the bytes are written once, straight
+  // into one buffer. `bodies[i]`: the text to write as UTF-8, the v8 bytes, or undefined for a
+  // number (8 bytes).
+  const tags = new Uint8Array(n);
+  const bodies: (string | Buffer | undefined)[] = new Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
     const [data, metadata] = values[i]!;
-    const p = (plans[i] = plan(data, metadata));
-    if (p.text !== undefined) total += 1 + Buffer.byteLength(p.text);
-    else if (p.bytes !== undefined) total += 1 + p.bytes.length;
-    else total += 9;
+    const noMetadata = isEmpty(metadata);
+    let tag: number;
+    let body: string | Buffer | undefined;
+    if (noMetadata && typeof data === 'string' && isWellFormed(data)) {
+      tag = TAG_STRING;
+      body = data;
+    } else if (noMetadata && typeof data === 'number') {
+      tag = TAG_NUMBER;
+    } else {
+      const seen: object[] = [];
+      if (jsonExact(data, seen) && (noMetadata || jsonExact(metadata, seen))) {
+        tag = noMetadata ? TAG_JSON : TAG_JSON_PAIR;
+        body = noMetadata ? JSON.stringify(data) : JSON.stringify([data, metadata]);
+      } else {
+        tag = TAG_V8;
+        body = serialize([data, metadata]);
+      }
+    }
+    tags[i] = tag;
+    bodies[i] = body;
+    total += 1 + (body === undefined ? 8 : typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     offsets[i + 1] = total;
   }
   const buffer = Buffer.allocUnsafeSlow(total);
   for (let i = 0; i < n; i++) {
     const at = offsets[i]!;
-    const p = plans[i]!;
-    buffer[at] = p.tag;
-    if (p.text !== undefined) buffer.write(p.text, at + 1, 'utf8');
-    else if (p.bytes !== undefined) buffer.set(p.bytes, at + 1);
+    const body = bodies[i];
+    buffer[at] = tags[i]!;
+    if (typeof body === 'string') buffer.write(body, at + 1, 'utf8');
+    else if (body !== undefined) buffer.set(body, at + 1);
     else buffer.writeDoubleLE(values[i]![0] as number, at + 1);
   }
   return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, total), offsets };
