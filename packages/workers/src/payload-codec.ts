@@ -16,10 +16,17 @@ import { deserialize, serialize } from 'node:v8';
 const TAG_STRING = 1;
 const TAG_V8 = 2;
 const TAG_NUMBER = 3;
-/** JSON of the data; metadata `{}`. */
-const TAG_JSON = 4;
+/**
+ * JSON of the data; metadata `{}`. The tag is a comma so that a run of such values in a batch
+ * buffer reads `,{…},{…},{…}`: with `[` for its first comma and a `]` it is one JSON array, which
+ * the batch worker parses in one call instead of one per value.
+ */
+const TAG_JSON = 0x2c;
 /** JSON of `[data, metadata]`. */
 const TAG_JSON_PAIR = 5;
+const CHAR_STRING = String.fromCharCode(TAG_STRING);
+const CHAR_JSON = String.fromCharCode(TAG_JSON);
+const CHAR_JSON_PAIR = String.fromCharCode(TAG_JSON_PAIR);
 
 /**
  * Objects a value may hold and still take the JSON path (the check is quadratic in them); a
@@ -70,9 +77,10 @@ function jsonExact(value: unknown, seen: object[]): boolean {
   }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  // Own enumerable string keys: what both JSON and the structured clone copy.
-  const keys = Object.keys(value);
-  for (let i = 0; i < keys.length; i++) if (!jsonExact((value as Record<string, unknown>)[keys[i]!], seen)) return false;
+  // Own enumerable string keys: what both JSON and the structured clone copy. `for...in` also
+  // visits enumerable keys inherited from a polluted Object.prototype: checking those too can only
+  // send a value to the v8 path, never let a wrong one through. (~30% cheaper than Object.keys.)
+  for (const key in value) if (!jsonExact((value as Record<string, unknown>)[key], seen)) return false;
   return true;
 }
 
@@ -81,13 +89,15 @@ const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): 
 
 export function encodeValues(values: [unknown, Record<string, unknown>][]): EncodedValues {
   const n = values.length;
-  const offsets = new Uint32Array(n + 1);
-  // First pass picks each value's form and sizes it, so the bytes are written once, straight
-  // into one buffer. `bodies[i]`: the text to write as UTF-8, the v8 bytes, or undefined for a
-  // number (8 bytes).
+  // First pass picks each value's form: text (a string, JSON) or bytes (a number, v8). When every
+  // value is text and some are JSON (short texts the stringifier just made), the tags and texts
+  // are joined into one string and written with one call: ~15% less per object than sizing and
+  // writing each. Otherwise each body is sized and written on its own: joining would copy
+  // strings that the sizing and writing only read.
   const tags = new Uint8Array(n);
   const bodies: (string | Buffer | undefined)[] = new Array(n);
-  let total = 0;
+  let allText = true;
+  let anyJson = false;
   for (let i = 0; i < n; i++) {
     const [data, metadata] = values[i]!;
     const noMetadata = isEmpty(metadata);
@@ -98,18 +108,51 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
       body = data;
     } else if (noMetadata && typeof data === 'number') {
       tag = TAG_NUMBER;
+      allText = false;
     } else {
       const seen: object[] = [];
       if (jsonExact(data, seen) && (noMetadata || jsonExact(metadata, seen))) {
         tag = noMetadata ? TAG_JSON : TAG_JSON_PAIR;
         body = noMetadata ? JSON.stringify(data) : JSON.stringify([data, metadata]);
+        anyJson = true;
       } else {
         tag = TAG_V8;
         body = serialize([data, metadata]);
+        allText = false;
       }
     }
     tags[i] = tag;
     bodies[i] = body;
+  }
+  return allText && anyJson ? encodeText(tags, bodies as string[]) : encodeMixed(values, tags, bodies);
+}
+
+/** Every body is a well-formed string (the JSON of any value is): one string, one write. */
+function encodeText(tags: Uint8Array, bodies: string[]): EncodedValues {
+  const n = bodies.length;
+  const parts: string[] = new Array(n);
+  for (let i = 0; i < n; i++) parts[i] = (tags[i] === TAG_STRING ? CHAR_STRING : tags[i] === TAG_JSON ? CHAR_JSON : CHAR_JSON_PAIR) + bodies[i]!;
+  const text = parts.join('');
+  const total = Buffer.byteLength(text);
+  const offsets = new Uint32Array(n + 1);
+  // ASCII only (bytes = characters): offsets are the parts' lengths. Otherwise each is sized.
+  const ascii = total === text.length;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    at += ascii ? parts[i]!.length : Buffer.byteLength(parts[i]!);
+    offsets[i + 1] = at;
+  }
+  const buffer = Buffer.allocUnsafeSlow(total);
+  buffer.write(text, 0, 'utf8');
+  return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, total), offsets };
+}
+
+function encodeMixed(values: [unknown, Record<string, unknown>][], tags: Uint8Array, bodies: (string | Buffer | undefined)[]): EncodedValues {
+  const n = values.length;
+  const offsets = new Uint32Array(n + 1);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const body = bodies[i];
     total += 1 + (body === undefined ? 8 : typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     offsets[i + 1] = total;
   }
@@ -145,13 +188,26 @@ export function decodeValue(buffer: Uint8Array, start: number, end: number): [un
   return decodeAt(Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength), start, end);
 }
 
-/** Decodes every value of an encoded buffer. */
+/** Decodes every value of an encoded buffer: a run of two or more JSON values as one array. */
 export function decodeValues(encoded: EncodedValues): [unknown, Record<string, unknown>][] {
   const { offsets } = encoded;
   const buf = Buffer.from(encoded.buffer.buffer, encoded.buffer.byteOffset, encoded.buffer.byteLength);
   const n = offsets.length - 1;
   const out: [unknown, Record<string, unknown>][] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = decodeAt(buf, offsets[i]!, offsets[i + 1]!);
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    while (j < n && buf[offsets[j]!] === TAG_JSON) j++;
+    if (j - i >= 2) {
+      // `,{…},{…}` from value i to j - 1: its first comma becomes the array's bracket.
+      const list = JSON.parse(`[${buf.toString('utf8', offsets[i]! + 1, offsets[j]!)}]`) as unknown[];
+      for (let k = i; k < j; k++) out[k] = [list[k - i], {}];
+      i = j;
+    } else {
+      out[i] = decodeAt(buf, offsets[i]!, offsets[i + 1]!);
+      i++;
+    }
+  }
   return out;
 }
 

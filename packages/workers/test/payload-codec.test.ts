@@ -16,22 +16,23 @@ const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
 const withExtra = Object.assign([1, 2], { extra: 'kept by the clone' });
 const nullProto = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
 
-/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 4 JSON, 5 JSON pair]. */
+/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 44 JSON (a comma), 5 JSON pair]. */
+const J = 0x2c;
 const cases: [string, unknown, Record<string, unknown>, number][] = [
   ['a string', '{"id":1}', {}, 1],
   ['an empty string', '', {}, 1],
-  ['a lone surrogate (JSON escapes it; UTF-8 would not keep it)', 'a\ud800b', {}, 4],
+  ['a lone surrogate (JSON escapes it; UTF-8 would not keep it)', 'a\ud800b', {}, J],
   ['an integer', 42, {}, 3],
   ['a float', 0.1, {}, 3],
   ['-0', -0, {}, 3],
   ['NaN', NaN, {}, 3],
   ['Infinity', Infinity, {}, 3],
-  ['true', true, {}, 4],
-  ['null', null, {}, 4],
-  ['a plain object', { id: 7, name: 'pepperoni', price: 12.5, tags: ['a', 'b'], nested: { x: 1, y: 'two' } }, {}, 4],
-  ['an object holding a lone surrogate', { s: '\udc00' }, {}, 4],
-  ['a null-prototype object', nullProto, {}, 4],
-  ['an array of objects', [{ a: 1 }, { a: 2 }], {}, 4],
+  ['true', true, {}, J],
+  ['null', null, {}, J],
+  ['a plain object', { id: 7, name: 'pepperoni', price: 12.5, tags: ['a', 'b'], nested: { x: 1, y: 'two' } }, {}, J],
+  ['an object holding a lone surrogate', { s: '\udc00' }, {}, J],
+  ['a null-prototype object', nullProto, {}, J],
+  ['an array of objects', [{ a: 1 }, { a: 2 }], {}, J],
   ['a string with metadata', 'x', { key: 'k', n: 1 }, 5],
   ['a number with metadata', 5, { attempt: 2 }, 5],
   ['an object with metadata', { id: 1 }, { source: 'q', at: null }, 5],
@@ -61,6 +62,26 @@ describe('payload codec', () => {
     const clone = structuredClone([data, metadata]);
     expect(isDeepStrictEqual(decoded, clone)).toBe(true);
     expect(Object.is(decoded![0], clone[0])).toBe(typeof data !== 'object' || data === null);
+  });
+
+  it('writes all-text values (strings and JSON, ASCII or not) at the right offsets, and decodes a JSON run as one array', () => {
+    const values: [unknown, Record<string, unknown>][] = [
+      [{ id: 1, name: 'ascii' }, {}],
+      [{ id: 2, name: 'café ☕ 🍕' }, {}],
+      ['a plain string, ünïcödé', {}],
+      [[1, 'two', { three: 3 }], {}],
+      [{ id: 5 }, { attempt: 1 }],
+      [{ id: 6, s: 'a\ud800b' }, {}],
+      [{ id: 7 }, {}],
+    ];
+    const encoded = encodeValues(values);
+    expect(Array.from(encoded.offsets.slice(0, -1), (at) => encoded.buffer[at])).toEqual([J, J, 1, J, 5, J, J]);
+    values.forEach((v, i) => expect(isDeepStrictEqual(decodeValue(encoded.buffer, encoded.offsets[i]!, encoded.offsets[i + 1]!), structuredClone(v))).toBe(true));
+    expect(isDeepStrictEqual(decodeValues(encoded), structuredClone(values))).toBe(true);
+    // Each decoded value is its own object, as one parse per value would give.
+    const decoded = decodeValues(encodeValues([[{ a: 1 }, {}], [{ a: 1 }, {}]]));
+    expect(decoded[0]![0]).not.toBe(decoded[1]![0]);
+    expect(decoded[0]![1]).not.toBe(decoded[1]![1]);
   });
 
   it('keeps shared and circular objects shared, as the clone does', () => {
