@@ -108,7 +108,7 @@ async function measure(label: string, events: number, rounds: number, place: (ro
 
 const demo: Scenario = async ({ quick }) => {
   const events = quick ? 20_000 : 200_000;
-  const rounds = quick ? 1 : 2;
+  const rounds = quick ? 1 : 3;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tw-bench-demo-'));
   const results: BenchResult[] = [];
   const common = `${events.toLocaleString('en-US')} events (seed 42: ~2.5% malformed, ~2% redelivered, ~30% of orders before their customer), ${Math.max(1, os.availableParallelism() - 1)} processor thread(s) (the demo's default: cores - 1), node --single-threaded-gc --min-semi-space-size=16 --max-semi-space-size=64, batch size 1000; pipeline time from Pipeline.start to the end of stop() (thread start-up included; not generation or the check); median of ${rounds}`;
@@ -119,8 +119,8 @@ const demo: Scenario = async ({ quick }) => {
       case: `SQLite, ${events.toLocaleString('en-US')} events end to end`,
       value: sqlite.rate,
       unit: 'events/s',
-      target: '>= 100,000 events/s',
-      met: sqlite.rate >= 100_000,
+      target: '>= 150,000 events/s (issue 10)',
+      met: sqlite.rate >= 150_000,
       note: `${common}; queue and tables in two SQLite files; ${sqlite.cpuPerEvent.toFixed(1)} CPU-µs/event (all threads); consistency check passed every round`,
     });
 
@@ -135,6 +135,8 @@ const demo: Scenario = async ({ quick }) => {
         case: `Postgres, ${events.toLocaleString('en-US')} events end to end`,
         value: postgres.rate,
         unit: 'events/s',
+        target: '>= 100,000 events/s (issue 10)',
+        met: postgres.rate >= 100_000,
         note: `${common}; queue in SQLite, tables in Postgres over the unix socket; ${postgres.cpuPerEvent.toFixed(1)} CPU-µs/event (this process's threads, not the server); consistency check passed every round`,
       });
       // Queue and tables in one Postgres database: each batch commits its rows and its acks together.

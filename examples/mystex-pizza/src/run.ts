@@ -80,9 +80,11 @@ export function pipelineOptions(options: DemoOptions, target: DatabaseTarget, so
     // maxDemand is left to the engine, which sizes processor calls from the measured decode cost.
     processors: { default: { concurrency: options.concurrency } },
     batchers: {
-      // One slot: SQLite has one writer per file. On Postgres a second slot (customers and orders
-      // written in parallel; writer.ts keeps that deadlock-free) measured no faster on 2 cores, and
-      // the engine places a batch key on a slot by hash, where 'customers' and 'orders' collide.
+      // One slot: SQLite has one writer per file. On Postgres a second slot (the engine puts
+      // 'customers' and 'orders' on different slots, and writer.ts keeps parallel writes
+      // deadlock-free) measured no faster on 2 cores: 99.2k/101.2k events/s against 99.7k/101.7k
+      // with one (200k events, alternating, idle machine, 2026-12-07); the server's own CPU
+      // (~1.4 s per run) shares the two cores with the pipeline's.
       // A full batch forms in ~10 ms at full speed; the timeout matters at the end of the queue
       // (and under --rate-limit), where it is pure latency: keep it short.
       [BATCHER_INSERT]: { concurrency: 1, batchSize: options.batchSize, batchTimeout: 100 },
