@@ -212,28 +212,40 @@ export function decodeValues(encoded: EncodedValues): [unknown, Record<string, u
 }
 
 /**
- * Copies the given slices into one buffer: what the main thread does to form a batch.
- * Consecutive slices of one source buffer (a batch key's messages of one call) are copied as
- * one run.
+ * Copies each batch's slices into its own region of one new buffer: what the main thread does
+ * to form the batches it sends a batch worker in one call. The batches are views of one
+ * ArrayBuffer, so the call moves one buffer, not one per batch (a transfer costs more than the
+ * copy of a small batch). Consecutive slices of one source buffer (a batch key's messages of
+ * one call) are copied as one run. Not zero-filled: every byte is written.
  */
-export function concatSlices(slices: Slice[]): EncodedValues {
-  const n = slices.length;
-  const offsets = new Uint32Array(n + 1);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const s = slices[i]!;
-    total += s.end - s.start;
-    offsets[i + 1] = total;
+export function concatBatches(batches: Slice[][]): EncodedValues[] {
+  let grand = 0;
+  for (const slices of batches) for (const s of slices) grand += s.end - s.start;
+  const whole = Buffer.allocUnsafeSlow(grand);
+  const out: EncodedValues[] = new Array(batches.length);
+  let base = 0;
+  for (let b = 0; b < batches.length; b++) {
+    const slices = batches[b]!;
+    const n = slices.length;
+    const offsets = new Uint32Array(n + 1);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const s = slices[i]!;
+      total += s.end - s.start;
+      offsets[i + 1] = total;
+    }
+    const buffer = new Uint8Array(whole.buffer, whole.byteOffset + base, total);
+    let i = 0;
+    while (i < n) {
+      const first = slices[i]!;
+      let end = first.end;
+      let j = i + 1;
+      while (j < n && slices[j]!.buffer === first.buffer && slices[j]!.start === end) end = slices[j++]!.end;
+      buffer.set(first.buffer.subarray(first.start, end), offsets[i]!);
+      i = j;
+    }
+    out[b] = { buffer, offsets };
+    base += total;
   }
-  const buffer = new Uint8Array(total);
-  let i = 0;
-  while (i < n) {
-    const first = slices[i]!;
-    let end = first.end;
-    let j = i + 1;
-    while (j < n && slices[j]!.buffer === first.buffer && slices[j]!.start === end) end = slices[j++]!.end;
-    buffer.set(first.buffer.subarray(first.start, end), offsets[i]!);
-    i = j;
-  }
-  return { buffer, offsets };
+  return out;
 }

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { concatSlices, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
+import { concatBatches, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
 
 class Point {
   constructor(
@@ -98,9 +98,17 @@ describe('payload codec', () => {
     }
     // Every other value, as a batch key's messages would be picked out of a task's buffer.
     const picked = values.map((_, i) => i).filter((i) => i % 2 === 0);
-    const batch = concatSlices(picked.map((i) => ({ buffer: encoded.buffer, start: encoded.offsets[i]!, end: encoded.offsets[i + 1]! })));
-    const decoded = decodeValues(batch);
+    const slice = (i: number) => ({ buffer: encoded.buffer, start: encoded.offsets[i]!, end: encoded.offsets[i + 1]! });
+    const [batch] = concatBatches([picked.map(slice)]);
+    const decoded = decodeValues(batch!);
     expect(decoded).toHaveLength(picked.length);
     picked.forEach((i, k) => expect(isDeepStrictEqual(decoded[k], structuredClone(values[i]))).toBe(true));
+    // Several batches of one call share one buffer, each a view of its own region.
+    const odd = values.map((_, i) => i).filter((i) => i % 2 === 1);
+    const [first, second] = concatBatches([picked.map(slice), odd.map(slice)]);
+    expect(first!.buffer.buffer).toBe(second!.buffer.buffer);
+    expect(second!.buffer.byteOffset).toBe(first!.buffer.byteLength);
+    picked.forEach((i, k) => expect(isDeepStrictEqual(decodeValues(first!)[k], structuredClone(values[i]))).toBe(true));
+    odd.forEach((i, k) => expect(isDeepStrictEqual(decodeValues(second!)[k], structuredClone(values[i]))).toBe(true));
   });
 });

@@ -91,7 +91,8 @@ export class BatchThread {
 
   async run(batches: EncodedBatch[]): Promise<EncodedBatchOutput[]> {
     await this.start();
-    const buffers = batches.map((b) => b.buffer.buffer as ArrayBuffer);
+    // The batches of a call are views of one buffer (concatBatches): moved once.
+    const buffers = [...new Set(batches.map((b) => b.buffer.buffer as ArrayBuffer))];
     return new Promise<EncodedBatchOutput[]>((resolve, reject) => {
       const run: Run = { base: this.#sent, size: batches.length, reject };
       this.#sent += batches.length;

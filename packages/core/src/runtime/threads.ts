@@ -7,7 +7,7 @@ import {
   processorTaskUrl,
   reviveError,
   type DescribeResult,
-  concatSlices,
+  concatBatches,
   type EncodedBatch,
   type ProcessorTaskResult,
   type ProcessorThreadConfig,
@@ -23,14 +23,18 @@ let nextChannel = 0;
 
 const MAX_BATCH_RESENDS = 3;
 
-function encodeBatch(batcher: string, job: BatchJob): EncodedBatch {
+/** One call's batches, their values copied into one buffer (see concatBatches). */
+function encodeBatches(batcher: string, jobs: BatchJob[]): EncodedBatch[] {
   // Every ref a batch holds came from runCalls: slices of a processor's buffer.
-  const { buffer, offsets } = concatSlices(job.refs as SliceRef[]);
-  const flush: number[] = [];
-  for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
-  const batch: EncodedBatch = { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
-  if (job.want) batch.want = true;
-  return batch;
+  const encoded = concatBatches(jobs.map((job) => job.refs as SliceRef[]));
+  return jobs.map((job, j) => {
+    const { buffer, offsets } = encoded[j]!;
+    const flush: number[] = [];
+    for (let i = 0; i < job.modes.length; i++) if (job.modes[i] === 'flush') flush.push(i);
+    const batch: EncodedBatch = { batcher, info: job.info, buffer, offsets, flush: flush.length > 0 ? flush : undefined };
+    if (job.want) batch.want = true;
+    return batch;
+  });
 }
 
 /**
@@ -160,7 +164,7 @@ export class ThreadsRuntime implements PipelineRuntime {
    */
   async #runBatchesOn(thread: BatchThread, batcher: string, jobs: BatchJob[], resends: number): Promise<BatchResult[]> {
     try {
-      const outputs = await thread.run(jobs.map((job) => encodeBatch(batcher, job)));
+      const outputs = await thread.run(encodeBatches(batcher, jobs));
       return outputs.map(({ buffer, offsets, ...out }) => (buffer ? { ...out, refs: slicesOf(buffer, offsets!) } : out));
     } catch (error) {
       if (!(error instanceof BatchThreadDeath)) throw error;
