@@ -18,8 +18,17 @@ export interface SlotOptions {
   demandSetByUser: boolean;
 }
 
-/** Per-call work a task should carry on threads, so the hop (~30 µs) stays a small share. */
-const TARGET_CALL_MS = 2;
+/**
+ * Per-call work a task should carry on threads, so the hop stays a small share. The hop's cost is
+ * not only its ~30 µs: each task's reply wakes the main thread, which on a machine with as many
+ * cores as processor threads takes a core from a processor thread (a preemption, and its caches).
+ * At 2 ms, a CPU-heavy pipeline on 2 cores woke the main thread ~1,400 times/s and had the
+ * processor threads preempted ~1,400 times/s; at 10 ms, ~290 and ~590 (/proc context switches,
+ * ~50 µs/msg), and the pipeline went from 0.86/0.86 to 0.92/0.84 of two bare threads at ~50 µs
+ * and 0.87/0.88 to 0.90/0.91 at ~500 µs (`bench --only pipeline-cpu`, alternating). A message
+ * may wait up to about two calls (~20 ms) in a thread's queue; set `maxDemand` to bound it.
+ */
+const TARGET_CALL_MS = 10;
 const MAX_ADAPTIVE_CALL = 2500;
 
 /**
