@@ -186,3 +186,38 @@ describe('threads runtime: a message that kills its thread fails alone', () => {
     }
   });
 });
+
+describe('threads runtime: a message whose data cannot be cloned into a thread fails alone', () => {
+  const h = useHarness('threads');
+
+  test('a call of 10 with a function in one message and a symbol in another: 8 processed, those two failed with DATA_NOT_CLONEABLE, no death', async () => {
+    const rec = new AckRecorder();
+    const cap = captureLogger();
+    const ids = range(1, 10);
+    const p = await h.start(h.options({ logger: cap.logger }, { concurrency: 1, maxDemand: 20, minDemand: 10 }));
+    p.push(rec.messages(ids.map((id) => (id === 4 ? { id, fn: () => 1 } : id === 7 ? { id, tag: Symbol('seven') } : { id }))));
+    await rec.waitForCount(10, 30_000);
+    // one ack for the call, in order, the two refused messages failed and nothing else
+    expect(rec.shape()).toEqual([[ids.filter((id) => id !== 4 && id !== 7), [4, 7]]]);
+    for (const id of [4, 7]) {
+      const m = rec.find(id);
+      expect(m.status.kind).toBe('error');
+      expect(m.status.error.code).toBe('ERR_THROUGHWAY_DATA_NOT_CLONEABLE');
+      expect(statusText(m)).toMatch(/cannot be copied into a processor thread .*could not be cloned/);
+    }
+    // not a thread death: counted as failed messages only
+    expect(p.stats().processors.threadDeaths).toBe(0);
+    expect(p.stats().processors).toMatchObject({ messages: 10, successful: 8, failed: 2 });
+    // logged once, at error level, with the count, not once per message
+    const lines = cap.lines.filter((l) => l.level >= 50);
+    expect(lines).toHaveLength(1);
+    expect(lines[0].msg).toBe('2 messages failed: their data or metadata cannot be copied into a processor thread');
+    expect(lines[0]).toMatchObject({ stage: 'dispatch', messages: 2 });
+    expect(lines[0].err.code).toBe('ERR_THROUGHWAY_DATA_NOT_CLONEABLE');
+    // the pipeline goes on with whole calls
+    p.push(rec.messages([11, 12]));
+    await rec.waitForCount(12, 30_000);
+    expect(rec.shape()[1]).toEqual([[11, 12], []]);
+    expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
+  });
+});

@@ -124,7 +124,8 @@ export interface BatchOutput {
  * message, junk from handleBatch): logged at error by the coordinator, once per distinct error.
  */
 export interface FailureReport {
-  stage: 'prepareMessages' | 'handleMessage' | 'handleBatch';
+  /** `dispatch`: the message never reached a callback (its data could not be copied into a thread). */
+  stage: 'prepareMessages' | 'handleMessage' | 'handleBatch' | 'dispatch';
   error: import('./errors.js').SerializedError;
   /** Messages it failed. */
   count: number;

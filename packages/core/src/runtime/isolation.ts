@@ -31,8 +31,13 @@ export interface ThreadDeath {
   messages?: number;
 }
 
-/** One message's call, run alone: its output, or the death it caused. */
-type Single = { out: CallOutput; ref?: PayloadRef } | { died: MessageStatus };
+/** One message's call, run alone: its output, or the death (or refusal) it caused. */
+type Single = { out: CallOutput; ref?: PayloadRef } | { died: MessageStatus; report?: FailureReport };
+
+/** A task Piscina could not post: some data or metadata cannot be structured-cloned. */
+export function isCloneError(error: unknown): boolean {
+  return (error as { name?: unknown } | null)?.name === 'DataCloneError';
+}
 
 /**
  * A rejection from Piscina that means the thread is gone: it exited, or an error (an uncaught
@@ -90,14 +95,39 @@ export class PoisonIsolation {
   }
 
   /** Runs every message of `calls` as a call of its own and puts the outputs back per call. */
-  async run(calls: CallInput[]): Promise<TaskResult> {
+  run(calls: CallInput[]): Promise<TaskResult> {
+    return this.#each(calls, (call) => this.#runAlone(call, this.#poolOrStart()));
+  }
+
+  /**
+   * A task that could not be posted because some message's data or metadata cannot be cloned (a
+   * function, a symbol, a class the structured clone refuses): each such message fails alone
+   * with `ERR_THROUGHWAY_DATA_NOT_CLONEABLE`, found by cloning it on its own here; the others run
+   * one by one, in order, on `pool` (nothing died, so no isolation thread is needed).
+   */
+  runCloneable(calls: CallInput[], pool: Piscina): Promise<TaskResult> {
+    return this.#each(calls, async (call) => {
+      try {
+        structuredClone(call);
+      } catch (error) {
+        const refused = new ThroughwayError('ERR_THROUGHWAY_DATA_NOT_CLONEABLE', `the message's data or metadata cannot be copied into a processor thread (${(error as Error)?.message ?? String(error)}); it was not processed`, { cause: error });
+        const serialized = serializeError(refused);
+        // Refused at the same place for every message, whatever the value: one flood in the log.
+        serialized.stack = `${serialized.name}: ${serialized.message}\n    at (dispatch to a processor thread)`;
+        return { died: { kind: 'error', error: serialized }, report: { stage: 'dispatch', error: serialized, count: 1 } };
+      }
+      return this.#runAlone(call, pool);
+    });
+  }
+
+  async #each(calls: CallInput[], runOne: (call: CallInput) => Promise<Single>): Promise<TaskResult> {
     const routed = this.#config.batchers !== null;
     const outputs: CallOutput[] = [];
     const refs: PayloadRef[][] = [];
     let busyMs = 0;
     for (const call of calls) {
       const singles: Single[] = [];
-      for (let i = 0; i < call.datas.length; i++) singles.push(await this.#runAlone(single(call, i)));
+      for (let i = 0; i < call.datas.length; i++) singles.push(await runOne(single(call, i)));
       const merged = merge(call, singles, routed);
       outputs.push(merged.out);
       refs.push(merged.refs);
@@ -106,10 +136,10 @@ export class PoisonIsolation {
     return { outputs, refs, busyMs };
   }
 
-  async #runAlone(call: CallInput): Promise<Single> {
+  async #runAlone(call: CallInput, pool: Piscina): Promise<Single> {
     let result: ProcessorTaskResult;
     try {
-      result = (await this.#poolOrStart().run({ kind: 'calls', calls: [call] })) as ProcessorTaskResult;
+      result = (await pool.run({ kind: 'calls', calls: [call] })) as ProcessorTaskResult;
     } catch (error) {
       if (!isThreadDeath(error, this.#stopping)) throw error;
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died running this message alone (${(error as Error)?.message ?? String(error)})`, { cause: error });
@@ -183,6 +213,11 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
     if ('died' in s) {
       allOk = false;
       statuses[i] = s.died;
+      if (s.report) {
+        const same = failures.find((f) => f.stage === s.report!.stage && f.error.code === s.report!.error.code);
+        if (same) same.count += s.report.count;
+        else failures.push({ ...s.report });
+      }
       const init = call.inits?.[i];
       batchers[i] = init?.batcher ?? 'default';
       batchKeys[i] = init?.batchKey ?? 'default';

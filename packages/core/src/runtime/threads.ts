@@ -15,7 +15,7 @@ import {
 import type { MainMessage } from '../message.js';
 import { BatchThread, BatchThreadDeath } from './batch-thread.js';
 import { toCallInput } from './call-input.js';
-import { PoisonIsolation, isThreadDeath, type ThreadDeath } from './isolation.js';
+import { PoisonIsolation, isCloneError, isThreadDeath, type ThreadDeath } from './isolation.js';
 import type { BatchJob, BatchResult, RuntimeRules, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
 import { SliceRef, slicesOf } from './slice-ref.js';
 
@@ -134,6 +134,8 @@ export class ThreadsRuntime implements PipelineRuntime {
     try {
       result = (await this.#pool.run({ kind: 'calls', calls: inputs })) as ProcessorTaskResult;
     } catch (error) {
+      // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
+      if (isCloneError(error) && !this.#stopping) return this.#isolation.runCloneable(inputs, this.#pool);
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
       if (!isThreadDeath(error, this.#stopping)) throw died;
       // A task waiting behind the dead one in the same thread rejects with the same error.

@@ -27,6 +27,7 @@ interface Flood {
 
 function describe(report: FailureReport): string {
   const failed = `${report.count} message${report.count === 1 ? '' : 's'} failed`;
+  if (report.error.code === 'ERR_THROUGHWAY_DATA_NOT_CLONEABLE') return `${failed}: their data or metadata cannot be copied into a processor thread`;
   return report.error.code === 'ERR_THROUGHWAY_INVALID_RETURN' ? `${report.stage} returned an invalid value; ${failed}` : `${report.stage} threw; ${failed}`;
 }
 
