@@ -103,9 +103,10 @@ export class PoisonIsolation {
    * A task that could not be posted because some message's data or metadata cannot be cloned (a
    * function, a symbol, a class the structured clone refuses): each such message fails alone
    * with `ERR_THROUGHWAY_DATA_NOT_CLONEABLE`, found by cloning it on its own here; the others run
-   * one by one, in order, on `pool` (nothing died, so no isolation thread is needed).
+   * one by one, in order, on the isolation thread: should one of them kill its thread, the death
+   * has that one culprit, as in `run`.
    */
-  runCloneable(calls: CallInput[], pool: Piscina): Promise<TaskResult> {
+  runCloneable(calls: CallInput[]): Promise<TaskResult> {
     return this.#each(calls, async (call) => {
       try {
         structuredClone(call);
@@ -116,7 +117,7 @@ export class PoisonIsolation {
         serialized.stack = `${serialized.name}: ${serialized.message}\n    at (dispatch to a processor thread)`;
         return { died: { kind: 'error', error: serialized }, report: { stage: 'dispatch', error: serialized, count: 1 } };
       }
-      return this.#runAlone(call, pool);
+      return this.#runAlone(call, this.#poolOrStart());
     });
   }
 

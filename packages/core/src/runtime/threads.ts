@@ -135,7 +135,7 @@ export class ThreadsRuntime implements PipelineRuntime {
       result = (await this.#pool.run({ kind: 'calls', calls: inputs })) as ProcessorTaskResult;
     } catch (error) {
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
-      if (isCloneError(error) && !this.#stopping) return this.#isolation.runCloneable(inputs, this.#pool);
+      if (isCloneError(error) && !this.#stopping) return this.#isolation.runCloneable(inputs);
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
       if (!isThreadDeath(error, this.#stopping)) throw died;
       // A task waiting behind the dead one in the same thread rejects with the same error.
