@@ -2,6 +2,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError, type AckOp, type MessageStatus } from '@throughway/workers';
 import {
+  FailureCollector,
   OK,
   columnOf,
   processorTaskUrl,
@@ -45,9 +46,8 @@ export function isCloneError(error: unknown): boolean {
  * cannot be cloned) and not the pool being destroyed by `stop()`.
  */
 export function isThreadDeath(error: unknown, stopping: boolean): boolean {
-  if (stopping) return false;
-  const name = (error as { name?: unknown } | null)?.name;
-  return name !== 'DataCloneError' && name !== 'AbortError';
+  if (stopping || isCloneError(error)) return false;
+  return (error as { name?: unknown } | null)?.name !== 'AbortError';
 }
 
 /**
@@ -205,6 +205,8 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
   const ackOps: [number, AckOp[]][] = [];
   const logs: RunnerLog[] = [];
   const failures: FailureReport[] = [];
+  // Refusals of the same kind, one report with their count (the runners group theirs alike).
+  const refused = new FailureCollector();
   let allOk = true;
   let busyMs = 0;
   let failedHandled = 0;
@@ -214,11 +216,7 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
     if ('died' in s) {
       allOk = false;
       statuses[i] = s.died;
-      if (s.report) {
-        const same = failures.find((f) => f.stage === s.report!.stage && f.error.code === s.report!.error.code);
-        if (same) same.count += s.report.count;
-        else failures.push({ ...s.report });
-      }
+      if (s.report) refused.add(s.report.stage, s.report.error, s.report.count);
       const init = call.inits?.[i];
       batchers[i] = init?.batcher ?? 'default';
       batchKeys[i] = init?.batchKey ?? 'default';
@@ -257,6 +255,7 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
   if (ackOps.length > 0) out.ackOps = ackOps;
   if (failedHandled > 0) out.handleFailed = { size: failedHandled, threw };
   if (logs.length > 0) out.logs = logs;
+  failures.push(...(refused.reports() ?? []));
   if (failures.length > 0) out.failures = failures;
   return { out, refs };
 }
