@@ -6,7 +6,7 @@ export { runProcessorCall, type ProcessorScope } from './processor-runner.js';
 export { runBatch } from './batch-runner.js';
 export { initHandlers, loadHandlers, toModuleUrl } from './load-handlers.js';
 export { shapeOf, type HandlerShape } from './define-pipeline.js';
-export { concatBatches, decodeValue, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';
+export { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';
 export { FailureCollector, failureKey } from './failures.js';
 export { OK } from './message.js';
 export { toReason, describeValue, errorText, reviveError, reviveThrown } from './errors.js';

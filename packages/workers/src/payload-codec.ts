@@ -84,6 +84,26 @@ function jsonExact(value: unknown, seen: object[]): boolean {
   return true;
 }
 
+/**
+ * A processor call's data as one JSON array text, when the call holds objects and JSON carries
+ * every value exactly (see `jsonExact`; each value on its own, so an object two messages share
+ * reaches the thread as two copies, as two separate deliveries would). Undefined otherwise: the
+ * structured clone then carries the data as it is. Strings and numbers alone clone cheaper than
+ * they stringify, so a call without objects is left to the clone.
+ */
+export function datasAsJson(datas: readonly unknown[]): string | undefined {
+  const n = datas.length;
+  let objects = false;
+  for (let i = 0; i < n; i++) {
+    const value = datas[i];
+    if (typeof value === 'object' && value !== null) objects = true;
+    else if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' || value === null)) return undefined;
+  }
+  if (!objects) return undefined;
+  for (let i = 0; i < n; i++) if (!jsonExact(datas[i], [])) return undefined;
+  return JSON.stringify(datas);
+}
+
 /** `String.prototype.isWellFormed` (Node 20+; not in the ES2023 lib the build targets). */
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 

@@ -63,7 +63,10 @@ async function runTask(task: ProcessorTask): Promise<ProcessorTaskResult | Descr
   }
   if (task.kind === 'describe') return { shape: shapeOf(current.handlers), threadId };
   const outputs = [];
-  for (const call of task.calls) outputs.push(await runProcessorCall(current, call));
+  for (const call of task.calls) {
+    if (call.datasJson !== undefined) call.datas = JSON.parse(call.datasJson) as unknown[];
+    outputs.push(await runProcessorCall(current, call));
+  }
   if (outputs.every((out) => out.values === undefined)) return { outputs, threadId, busyMs: performance.now() - started };
 
   // Values of all calls (forwarded to batchers, or wanted by the acknowledger) go into one

@@ -13,7 +13,13 @@ export interface ProcessorThreadConfig {
   channel: string;
 }
 
-export type ProcessorTask = { kind: 'describe' } | { kind: 'calls'; calls: CallInput[] };
+/**
+ * A call as it crosses to a processor thread: `datasJson`, when set, is the call's `datas` as one
+ * JSON array text (see `datasAsJson`), and `datas` is then empty.
+ */
+export type WireCall = CallInput & { datasJson?: string };
+
+export type ProcessorTask = { kind: 'describe' } | { kind: 'calls'; calls: WireCall[] };
 
 /** A task's answer: the calls' outputs, with forwarded values encoded into one buffer. */
 export interface ProcessorTaskResult {

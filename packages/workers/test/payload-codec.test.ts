@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { concatBatches, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
+import { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
 
 class Point {
   constructor(
@@ -112,3 +112,38 @@ describe('payload codec', () => {
     odd.forEach((i, k) => expect(isDeepStrictEqual(decodeValues(second!)[k], structuredClone(values[i]))).toBe(true));
   });
 });
+
+describe('a processor call\'s data as one JSON text (datasAsJson)', () => {
+  // The cases without metadata, each beside a plain object so that the call holds one.
+  const dataOnly = cases.filter(([, , metadata]) => Object.keys(metadata).length === 0);
+  it.each(dataOnly)('%s: JSON text only when JSON carries it exactly, and then it parses to the clone', (_label, data, _metadata, tag) => {
+    const datas = [{ id: 1 }, data];
+    const json = datasAsJson(datas);
+    const numberJsonKeeps = tag === 3 && Number.isFinite(data) && !Object.is(data, -0);
+    if (tag === 2 || (tag === 3 && !numberJsonKeeps)) {
+      expect(json).toBeUndefined();
+    } else {
+      expect(json).toBeTypeOf('string');
+      expect(isDeepStrictEqual(JSON.parse(json!), structuredClone(datas))).toBe(true);
+    }
+  });
+
+  it('leaves calls without objects to the clone (it copies strings and numbers cheaper)', () => {
+    expect(datasAsJson(['a', 'b'])).toBeUndefined();
+    expect(datasAsJson([1, 2.5, 'c', true, null])).toBeUndefined();
+    expect(datasAsJson([])).toBeUndefined();
+  });
+
+  it('gives each message its own copy of an object two messages share', () => {
+    const parsed = JSON.parse(datasAsJson([shared, shared])!) as Record<string, unknown>[];
+    expect(parsed).toEqual([{ id: 1 }, { id: 1 }]);
+    expect(parsed[0]).not.toBe(parsed[1]);
+  });
+
+  it('falls back for the whole call when one value is not exact', () => {
+    expect(datasAsJson([{ a: 1 }, { b: 2 }, undefined])).toBeUndefined();
+    expect(datasAsJson([{ a: 1 }, { at: new Date(0) }])).toBeUndefined();
+    expect(datasAsJson([{ a: 1 }, () => 1])).toBeUndefined();
+  });
+});
+

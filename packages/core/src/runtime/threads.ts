@@ -11,6 +11,9 @@ import {
   type EncodedBatch,
   type ProcessorTaskResult,
   type ProcessorThreadConfig,
+  datasAsJson,
+  type CallInput,
+  type WireCall,
 } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { BatchThread, BatchThreadDeath } from './batch-thread.js';
@@ -20,6 +23,25 @@ import type { BatchJob, BatchResult, RuntimeRules, PipelineRuntime, RuntimeOptio
 import { SliceRef, slicesOf } from './slice-ref.js';
 
 let nextChannel = 0;
+
+/**
+ * V8 13 (Node 24) made JSON.stringify fast: for a call of 50 ~200-byte objects the main thread
+ * spent 0.87 µs per object on the structured clone, 0.39 µs on JSON.stringify (Node 24; 0.22 on
+ * Node 26). On Node 20 JSON.stringify costs ~0.6 µs and the clone path stays.
+ */
+const JSON_WIRE = Number(process.versions.v8.split('.')[0]) >= 13;
+
+/** A call as it goes to a thread: objects as one JSON text when that carries them exactly. */
+function toWire(input: CallInput): WireCall {
+  if (!JSON_WIRE) return input;
+  let datasJson: string | undefined;
+  try {
+    datasJson = datasAsJson(input.datas);
+  } catch {
+    // A getter that throws: the structured clone meets it too, and fails the call as before.
+  }
+  return datasJson === undefined ? input : { ...input, datas: [], datasJson };
+}
 
 const MAX_BATCH_RESENDS = 3;
 
@@ -132,7 +154,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     let result: ProcessorTaskResult;
     const inputs = calls.map((call) => toCallInput(call, true));
     try {
-      result = (await this.#pool.run({ kind: 'calls', calls: inputs })) as ProcessorTaskResult;
+      result = (await this.#pool.run({ kind: 'calls', calls: inputs.map(toWire) })) as ProcessorTaskResult;
     } catch (error) {
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
       if (isCloneError(error) && !this.#stopping) return this.#isolation.runCloneable(inputs);

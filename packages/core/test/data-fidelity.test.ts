@@ -1,0 +1,48 @@
+// What a handler receives is what the structured clone of the producer's data gives, on both
+// runtimes, whichever form carried it to the thread: calls whose data are JSON-exact objects go
+// as one JSON text (Node 24 and later), any other call as the structured clone.
+import { inspect } from 'node:util';
+import { describe, expect, test } from 'vitest';
+import { DummyProducer } from '@throughway/core';
+import { RUNTIMES, uniqueName, useHarness } from './helpers.js';
+
+const HANDLERS = new URL('./fixtures/inspect-data.ts', import.meta.url);
+
+const asSeen = (values: unknown[]) => values.map((v) => inspect(structuredClone(v), { depth: 10 }));
+
+describe.each(RUNTIMES)('data fidelity into handleMessage [%s]', (runtime) => {
+  const h = useHarness(runtime);
+  const start = () =>
+    h.start({
+      name: uniqueName(`fidelity-${runtime}`),
+      handlers: HANDLERS,
+      producer: { module: new DummyProducer() },
+      processors: { default: { concurrency: 1, maxDemand: 40, minDemand: 20, runtime } },
+    });
+
+  test('a call of JSON-exact objects, strings, numbers and nulls arrives equal, each message its own object', async () => {
+    const p = await start();
+    const shared = { id: 9, tags: ['x'] };
+    const values = [{ id: 1, name: 'margherita', price: 9.5, tags: ['veg', 'classic'], nested: { a: null, b: [1, { c: 'd' }] } }, { s: 'lone \ud800 surrogate', e: '', emoji: '🍕' }, 'a string', 42, null, true, [1, 2, 3], shared, shared];
+    const { successful, failed } = await p.testBatch(values);
+    expect(failed).toEqual([]);
+    expect(successful.map((m) => m.data)).toEqual(asSeen(values));
+  });
+
+  test('a call holding values JSON would change arrives as the structured clone gives them', async () => {
+    const p = await start();
+    const values = [{ plain: 1 }, { at: new Date(1_700_000_000_000) }, { u: undefined }, { z: -0, n: NaN, i: -Infinity }, { m: new Map([[1, 'one']]), set: new Set(['a']) }, [1, , 3], { bytes: new Uint8Array([1, 2]) }, -0]; // eslint-disable-line no-sparse-arrays
+    const { successful, failed } = await p.testBatch(values);
+    expect(failed).toEqual([]);
+    expect(successful.map((m) => m.data)).toEqual(asSeen(values));
+  });
+
+  test('a call holding a bigint (JSON.stringify would throw) arrives as the clone gives it', async () => {
+    const p = await start();
+    const values = [{ plain: 1 }, { big: 10n }, 7n];
+    const { successful, failed } = await p.testBatch(values);
+    expect(failed).toEqual([]);
+    expect(successful.map((m) => m.data)).toEqual(asSeen(values));
+  });
+});
+
