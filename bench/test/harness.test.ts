@@ -8,6 +8,7 @@ import type { BenchResult } from '../src/scenario.js';
 import { failedResult, formatNumber, formatRatio, markdownReport, markdownTable, rowCells, type BenchReport } from '../src/harness/table.js';
 import { makePayload, makePayloads } from '../src/fixtures/payloads.js';
 import { median } from '../src/harness/measure.js';
+import { BROADWAY_CONFIGS, broadwayNow } from '../src/harness/broadway.js';
 
 const machine = { cpu: 'Test CPU', cores: 2, totalMemoryMiB: 24576, node: 'v20.0.0', v8: '11', platform: 'linux-x64', date: '2026-01-01T00:00:00.000Z', loadAverage: [0.5, 0.25, 0.1] };
 
@@ -136,3 +137,41 @@ describe('bench runner', () => {
     }
   });
 });
+
+describe('THROUGHWAY_BROADWAY (Broadway measured in the same run)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tw-broadway-hook-'));
+  const script = (name: string, body: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return file;
+  };
+  const withCommand = <T>(command: string | undefined, run: () => T): T => {
+    const before = process.env.THROUGHWAY_BROADWAY;
+    if (command === undefined) delete process.env.THROUGHWAY_BROADWAY;
+    else process.env.THROUGHWAY_BROADWAY = command;
+    try {
+      return run();
+    } finally {
+      if (before === undefined) delete process.env.THROUGHWAY_BROADWAY;
+      else process.env.THROUGHWAY_BROADWAY = before;
+    }
+  };
+
+  it('is not asked when unset: the rows keep the issue\'s figures', () => {
+    expect(withCommand(undefined, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3))).toBeUndefined();
+  });
+
+  it('passes configuration, kind and rounds, and reads the last number of the last line', () => {
+    const echo = script('echo.sh', 'echo "# config $1 data $2 rounds $3"\necho "round 1: 1,000 msg/s"\necho "median: $1$3,614 msg/s"');
+    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3))).toBe(23_614);
+    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100batch100x2!, 'integer', 2))).toBe(42_614);
+    const kinds = script('kind.sh', 'case "$2" in int) echo 1;; string) echo 2;; map) echo 3;; *) echo 0;; esac');
+    expect(withCommand(kinds, () => ['integer', '200-byte JSON string', 'plain object'].map((k) => broadwayNow(BROADWAY_CONFIGS.default!, k as 'integer', 1)))).toEqual([1, 2, 3]);
+  });
+
+  it('fails the scenario when the command fails or prints no figure', () => {
+    expect(() => withCommand(script('none.sh', 'echo "median: n/a"'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1))).toThrow(/printed no figure for configuration 1 int/);
+    expect(() => withCommand(script('fails.sh', 'exit 3'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1))).toThrow();
+  });
+});
+

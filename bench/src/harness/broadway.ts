@@ -35,7 +35,7 @@ export const BROADWAY_CONFIGS: Record<string, BroadwayConfig> = {
 };
 
 const DATA_KINDS = ['integer', '200-byte JSON string', 'plain object'] as const;
-type DataKind = (typeof DATA_KINDS)[number];
+export type DataKind = (typeof DATA_KINDS)[number];
 
 function dataOf(kind: DataKind): unknown[] {
   const strings = makePayloads(1024);
@@ -54,7 +54,7 @@ const BROADWAY_KIND: Record<DataKind, string> = { integer: 'int', '200-byte JSON
  * fails or prints no figure fails the scenario (a comparison silently against the old figure
  * would mislead).
  */
-function broadwayNow(config: BroadwayConfig, kind: DataKind, rounds: number): number | undefined {
+export function broadwayNow(config: BroadwayConfig, kind: DataKind, rounds: number): number | undefined {
   const command = process.env.THROUGHWAY_BROADWAY;
   if (!command) return undefined;
   const output = execFileSync(command, [String(config.number), BROADWAY_KIND[kind], String(rounds)], { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
