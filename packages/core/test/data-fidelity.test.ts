@@ -20,7 +20,7 @@ describe.each(RUNTIMES)('data fidelity into handleMessage [%s]', (runtime) => {
       processors: { default: { concurrency: 1, maxDemand: 40, minDemand: 20, runtime } },
     });
 
-  test('a call of JSON-exact objects, strings, numbers and nulls arrives equal, each message its own object', async () => {
+  test('a call of JSON-exact objects, strings, numbers and nulls arrives equal, an object two messages share included', async () => {
     const p = await start();
     const shared = { id: 9, tags: ['x'] };
     const values = [{ id: 1, name: 'margherita', price: 9.5, tags: ['veg', 'classic'], nested: { a: null, b: [1, { c: 'd' }] } }, { s: 'lone \ud800 surrogate', e: '', emoji: '🍕' }, 'a string', 42, null, true, [1, 2, 3], shared, shared];
