@@ -1,6 +1,6 @@
 // What a handler receives is what the structured clone of the producer's data gives, on both
 // runtimes, whichever form carried it to the thread: calls whose data are JSON-exact objects go
-// as one JSON text (Node 24 and later), any other call as the structured clone.
+// as one JSON text (Node 26 and later), any other call as the structured clone.
 import { inspect } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { DummyProducer } from '@throughway/core';

@@ -25,11 +25,14 @@ import { SliceRef, slicesOf } from './slice-ref.js';
 let nextChannel = 0;
 
 /**
- * V8 13 (Node 24) made JSON.stringify fast: for a call of 50 ~200-byte objects the main thread
- * spent 0.87 µs per object on the structured clone, 0.39 µs on JSON.stringify (Node 24; 0.22 on
- * Node 26). On Node 20 JSON.stringify costs ~0.6 µs and the clone path stays.
+ * V8 14 (Node 26) made JSON.stringify fast: for a call of 50 ~200-byte objects the main thread
+ * spends 0.64-0.91 µs per object on the structured clone and 0.22 µs on JSON.stringify there
+ * (0.46 with the post). Measured in a pipeline with maxDemand 100, 4 alternating pairs: main-thread
+ * CPU per message 1.34-1.46 -> 1.31-1.42 µs on Node 26, but 1.56-1.70 -> 1.76-1.79 on Node 24
+ * (stringify 0.39 µs there, plus the exactness walk), and Node 20's stringify costs ~0.6 µs: the
+ * clone path stays below V8 14.
  */
-const JSON_WIRE = Number(process.versions.v8.split('.')[0]) >= 13;
+const JSON_WIRE = Number(process.versions.v8.split('.')[0]) >= 14;
 
 /** A call as it goes to a thread: objects as one JSON text when that carries them exactly. */
 function toWire(input: CallInput): WireCall {
