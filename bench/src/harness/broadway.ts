@@ -50,9 +50,9 @@ const BROADWAY_KIND: Record<DataKind, string> = { integer: 'int', '200-byte JSON
 /**
  * Broadway's median for one configuration and kind of data, measured now: `THROUGHWAY_BROADWAY`
  * is a command run as `<command> <configuration 1-4> <int|string|map> <rounds>` whose last line
- * of output holds the median in msg/s as its last number (`median: 930,614 msg/s`, say). Undefined when the variable is unset; a command that
- * fails or prints no figure fails the scenario (a comparison silently against the old figure
- * would mislead).
+ * of output holds the median in msg/s as its last number (`median: 930,614 msg/s`, say).
+ * Undefined when the variable is unset; a command that fails or prints no figure fails the
+ * scenario (a comparison silently against the old figure would mislead).
  */
 export function broadwayNow(config: BroadwayConfig, kind: DataKind, rounds: number): number | undefined {
   const command = process.env.THROUGHWAY_BROADWAY;

@@ -92,16 +92,13 @@ function jsonExact(value: unknown, seen: object[]): boolean {
  * they stringify, so a call without objects is left to the clone.
  */
 export function datasAsJson(datas: readonly unknown[]): string | undefined {
-  const n = datas.length;
   let objects = false;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < datas.length; i++) {
     const value = datas[i];
+    if (!jsonExact(value, [])) return undefined;
     if (typeof value === 'object' && value !== null) objects = true;
-    else if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' || value === null)) return undefined;
   }
-  if (!objects) return undefined;
-  for (let i = 0; i < n; i++) if (!jsonExact(datas[i], [])) return undefined;
-  return JSON.stringify(datas);
+  return objects ? JSON.stringify(datas) : undefined;
 }
 
 /** `String.prototype.isWellFormed` (Node 20+; not in the ES2023 lib the build targets). */
