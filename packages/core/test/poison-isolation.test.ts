@@ -220,4 +220,30 @@ describe('threads runtime: a message whose data cannot be cloned into a thread f
     expect(rec.shape()[1]).toEqual([[11, 12], []]);
     expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
   });
+
+  test('a getter that throws while the data is copied fails its own message with DATA_NOT_CLONEABLE, not as a thread death', async () => {
+    const rec = new AckRecorder();
+    const cap = captureLogger();
+    const ids = range(1, 10);
+    const p = await h.start(h.options({ logger: cap.logger }, { concurrency: 1, maxDemand: 20, minDemand: 10 }));
+    const explosive = (id: number) => {
+      const data: Record<string, unknown> = { id };
+      Object.defineProperty(data, 'secret', { enumerable: true, get: () => { throw new Error(`secret ${id} is locked`); } });
+      return data;
+    };
+    p.push(rec.messages(ids.map((id) => (id === 3 || id === 9 ? explosive(id) : { id }))));
+    await rec.waitForCount(10, 30_000);
+    expect(rec.shape()).toEqual([[ids.filter((id) => id !== 3 && id !== 9), [3, 9]]]);
+    for (const id of [3, 9]) {
+      const m = rec.find(id);
+      expect(m.status.error.code).toBe('ERR_THROUGHWAY_DATA_NOT_CLONEABLE');
+      expect(statusText(m)).toMatch(new RegExp(`cannot be copied into a processor thread \\(secret ${id} is locked\\)`));
+    }
+    // no thread died, so none is counted or logged as dead
+    expect(p.stats().processors.threadDeaths).toBe(0);
+    expect(p.stats().processors).toMatchObject({ messages: 10, successful: 8, failed: 2 });
+    const lines = cap.lines.filter((l) => l.level >= 50);
+    expect(lines.map((l) => l.msg)).toEqual(['2 messages failed: their data or metadata cannot be copied into a processor thread']);
+    expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
+  });
 });

@@ -41,9 +41,23 @@ function toWire(input: CallInput): WireCall {
   try {
     datasJson = datasAsJson(input.datas);
   } catch {
-    // A getter that throws: the structured clone meets it too, and fails the call as before.
+    // A getter that throws: the structured clone meets it too, and runCalls fails that message alone.
   }
   return datasJson === undefined ? input : { ...input, datas: [], datasJson };
+}
+
+/**
+ * False if copying the calls into a thread throws: a getter or a proxy trap in some data threw
+ * while Piscina posted them. Piscina rejects such a task with the getter's own error, which looks
+ * like any other; asked only on the failure path, so the hot path never clones twice.
+ */
+function postable(inputs: CallInput[]): boolean {
+  try {
+    structuredClone(inputs);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const MAX_BATCH_RESENDS = 3;
@@ -160,7 +174,7 @@ export class ThreadsRuntime implements PipelineRuntime {
       result = (await this.#pool.run({ kind: 'calls', calls: inputs.map(toWire) })) as ProcessorTaskResult;
     } catch (error) {
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
-      if (isCloneError(error) && !this.#stopping) return this.#isolation.runCloneable(inputs);
+      if (!this.#stopping && (isCloneError(error) || !postable(inputs))) return this.#isolation.runCloneable(inputs);
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
       if (!isThreadDeath(error, this.#stopping)) throw died;
       // A task waiting behind the dead one in the same thread rejects with the same error.
