@@ -17,7 +17,11 @@ import { hashKey } from './topology/hash-key.js';
 
 export interface Topology {
   producers: { name: string; concurrency: number }[];
-  processors: { name: string; concurrency: number; runtime: 'inline' | 'threads'; maxDemand: number; minDemand: number }[];
+  /**
+   * `tasksInFlight`: tasks a processor slot may have in flight now (the runtime's choice: with a
+   * user-set `maxDemand` on threads, one task carrying all the slot holds while tasks are short).
+   */
+  processors: { name: string; concurrency: number; runtime: 'inline' | 'threads'; maxDemand: number; minDemand: number; tasksInFlight: number }[];
   batchers: { name: string; concurrency: number; batchSize: number; batchTimeout: number }[];
 }
 
@@ -343,7 +347,7 @@ export class Pipeline {
     const slot = this.#slots[0];
     return {
       producers: [{ name: 'default', concurrency: o.producer.concurrency }],
-      processors: [{ name: 'default', concurrency: o.processor.concurrency, runtime: o.processor.runtime, maxDemand: slot?.maxDemand ?? o.processor.maxDemand, minDemand: slot?.minDemand ?? o.processor.minDemand }],
+      processors: [{ name: 'default', concurrency: o.processor.concurrency, runtime: o.processor.runtime, maxDemand: slot?.maxDemand ?? o.processor.maxDemand, minDemand: slot?.minDemand ?? o.processor.minDemand, tasksInFlight: slot?.taskLimit ?? this.#runtime.rules.tasksInFlight }],
       batchers: o.batchers.map((b) => ({ name: b.name, concurrency: b.concurrency, batchSize: b.batchSize, batchTimeout: b.batchTimeout })),
     };
   }
@@ -398,6 +402,7 @@ export class Pipeline {
       producers: { emitted: s.emitted, transformerErrors: s.transformerErrors, invalidEvents: s.invalidEvents, demanded: s.demanded, buffered: this.#producers.reduce((n, p) => n + p.buffered, 0) },
       processors: {
         calls: s.calls,
+        tasks: s.tasks,
         messages: s.processed,
         successful: s.processorSuccessful,
         failed: s.processorFailed,

@@ -4,6 +4,8 @@ export interface PipelineStats {
   producers: { emitted: number; transformerErrors: number; invalidEvents: number; demanded: number; buffered: number };
   processors: {
     calls: number;
+    /** Hand-offs to the processors, each one or more calls (on threads, one hop each): `calls / tasks` is the calls per hop. */
+    tasks: number;
     messages: number;
     successful: number;
     failed: number;
@@ -108,6 +110,7 @@ export class Stats {
   invalidEvents = 0;
   demanded = 0;
   calls = 0;
+  tasks = 0;
   processed = 0;
   processorSuccessful = 0;
   processorFailed = 0;

@@ -153,3 +153,72 @@ describe.each(RUNTIMES)('demand [%s]', (runtime) => {
     expect(sum(rec.calls.map((c) => c.failed.length))).toBe(0);
   });
 });
+
+// With a user-set maxDemand, a threads slot starts with two tasks in flight (each half of what it
+// holds) and goes down to one task carrying all of it while tasks are measured short: one thread
+// hop per maxDemand messages instead of two. Calls, top-ups and acks stay as the demand settings
+// say; only how many calls share a hop changes.
+describe('threads: tasks in flight with a user-set maxDemand', () => {
+  const h = useHarness('threads');
+  const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+  test('a cheap handler: calls of 5 go two to a task once tasks are short; calls, top-ups and acks are unchanged', async () => {
+    const rec = new AckRecorder();
+    const demands: number[] = [];
+    let emitted = 0;
+    const LIMIT = 400;
+    const producer = {
+      handleDemand(n: number) {
+        demands.push(n);
+        const k = Math.min(n, LIMIT - emitted);
+        return Array.from({ length: k }, () => rec.message({ id: emitted++ }));
+      },
+    };
+    const opts = h.options({ producer: { module: producer } }, { concurrency: 1, maxDemand: 10, minDemand: 5 });
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    expect(p.topology().processors[0]!.tasksInFlight).toBe(2);
+    let sawOne = false;
+    while (rec.count() < LIMIT) {
+      sawOne ||= p.topology().processors[0]!.tasksInFlight === 1;
+      await sleep(1);
+    }
+    const { calls, tasks } = p.stats().processors;
+    // every call is maxDemand - minDemand, acked on its own, in order
+    expect(tel.processorSizes()).toEqual(Array(80).fill(5));
+    expect(rec.calls.map((c) => c.successful.length)).toEqual(Array(80).fill(5));
+    expect(rec.successIds()).toEqual(ids(0, LIMIT));
+    // the top-ups are still one of minDemand per call
+    expect(demands[0]).toBe(10);
+    expect(demands.slice(1).filter((d) => d !== 5)).toEqual([]);
+    // but most tasks carried two calls: fewer hops than calls
+    expect(calls).toBe(80);
+    expect(tasks).toBeLessThan(60);
+    expect(tasks).toBeGreaterThanOrEqual(40);
+    expect(sawOne).toBe(true);
+  });
+
+  test('a handler that takes 2 ms a message keeps two tasks of one call each; one slow message brings back two', async () => {
+    const rec = new AckRecorder();
+    const opts = h.options({}, { concurrency: 1, maxDemand: 10, minDemand: 5 });
+    const p = await h.start(opts);
+    p.push(rec.messages(ids(0, 40).map((id) => ({ id, sleepMs: 2 }))));
+    await rec.waitForCount(40, 30_000);
+    // 2 ms × 10 = 20 ms a whole task: never one task
+    expect(p.stats().processors).toMatchObject({ calls: 8, tasks: 8 });
+    expect(p.topology().processors[0]!.tasksInFlight).toBe(2);
+
+    // cheap messages: down to one task
+    for (let round = 0; round < 50 && p.topology().processors[0]!.tasksInFlight !== 1; round++) {
+      p.push(rec.messages(ids(1000 + round * 20, 20)));
+      await rec.waitForCount(40 + (round + 1) * 20, 30_000);
+    }
+    expect(p.topology().processors[0]!.tasksInFlight).toBe(1);
+    // one message of 20 ms among cheap ones: back to two at once
+    const before = rec.count();
+    p.push(rec.messages([{ id: 5000, sleepMs: 20 }, ...ids(5001, 9).map((id) => ({ id }))]));
+    await rec.waitForCount(before + 10, 30_000);
+    expect(p.topology().processors[0]!.tasksInFlight).toBe(2);
+    expect(rec.find(5000).status.kind).toBe('ok');
+  });
+});

@@ -32,6 +32,18 @@ const TARGET_CALL_MS = 10;
 const MAX_ADAPTIVE_CALL = 2500;
 
 /**
+ * With a `maxDemand` the user set, a slot holds few messages, and each task's hop costs the main
+ * thread ~20-50 µs whenever the thread it wakes was asleep (most of the time, on 2 cores). Two
+ * tasks of half of it in flight pay that twice per `maxDemand` messages; one task carrying all of
+ * it pays it once, but leaves the thread idle while the main thread handles the answer, and a call
+ * is acked only when the other calls of its task are done. So a slot starts with two tasks, and
+ * carries all it holds in one task only while a whole task's work is measured to be short (under
+ * ONE_TASK_BELOW_MS); one task that takes TWO_TASKS_FROM_MS or more brings back two.
+ */
+const ONE_TASK_BELOW_MS = 0.25;
+const TWO_TASKS_FROM_MS = 0.5;
+
+/**
  * One processor, Broadway's way: asks the producers for `maxDemand`, handles what arrives in
  * calls of at most `maxDemand - minDemand` messages, and asks again for what each call used.
  */
@@ -40,7 +52,14 @@ export class ProcessorSlot implements DemandSink {
   #host: StageHost;
   #maxDemand: number;
   #minDemand: number;
+  /** Tasks this slot may have in flight now (with a user-set demand, see ONE_TASK_BELOW_MS). */
   #tasksInFlight: number;
+  /** The runtime's number of tasks in flight, when the slot may go down to one (user-set demand). */
+  #flexibleInFlight: number | undefined;
+  /** Cost per message of recent tasks (ms), for the choice between one task and several. */
+  #recentCostMs: number | undefined;
+  /** Asking the producers for what a task used: what arrives waits, so one task takes it all. */
+  #asking = false;
   #bundleCalls: boolean;
   #adaptive: boolean;
   #queue = new Queue<MainMessage>();
@@ -60,6 +79,9 @@ export class ProcessorSlot implements DemandSink {
     this.#tasksInFlight = options.ordered ? 1 : rules.tasksInFlight;
     this.#bundleCalls = rules.bundleCalls;
     this.#adaptive = rules.adaptiveDemand && !options.demandSetByUser;
+    // Not with batchers: a task of all the slot holds would land on them at once, past the room
+    // their back-pressure promises (see BatcherStage.hasRoom); measured, it did not help there.
+    if (rules.bundleCalls && options.demandSetByUser && this.#tasksInFlight > 1 && host.batchers === null) this.#flexibleInFlight = this.#tasksInFlight;
   }
 
   get maxDemand(): number {
@@ -72,6 +94,11 @@ export class ProcessorSlot implements DemandSink {
 
   get idle(): boolean {
     return this.#inFlight === 0 && this.#queue.length === 0;
+  }
+
+  /** Tasks the slot may have in flight now. */
+  get taskLimit(): number {
+    return this.#tasksInFlight;
   }
 
   get inFlightTasks(): number {
@@ -89,7 +116,7 @@ export class ProcessorSlot implements DemandSink {
 
   receive(messages: MainMessage[]): void {
     this.#queue.pushAll(messages);
-    this.pump();
+    if (!this.#asking) this.pump();
   }
 
   pump(): void {
@@ -107,13 +134,16 @@ export class ProcessorSlot implements DemandSink {
 
   #startTask(): void {
     const chunk = Math.max(1, this.#maxDemand - this.#minDemand);
-    const cap = this.#bundleCalls ? Math.max(chunk, Math.ceil(this.#maxDemand / 2)) : chunk;
+    // Half of what the slot may hold; all of it when it chose to have one task in flight.
+    const share = this.#flexibleInFlight === undefined ? 2 : this.#tasksInFlight;
+    const cap = this.#bundleCalls ? Math.max(chunk, Math.ceil(this.#maxDemand / share)) : chunk;
     const taken = this.#queue.take(cap);
     const take = taken.length;
     const calls: MainMessage[][] = [];
     for (let at = 0; at < take; at += chunk) calls.push(take <= chunk ? taken : taken.slice(at, at + chunk));
     this.#inFlight++;
     this.#inFlightMessages += take;
+    this.#host.stats.tasks++;
     // The clock is read only for telemetry's durationMs, when someone listens.
     const started = channels.processor.hasSubscribers ? performance.now() : 0;
     this.#host.runtime.runCalls(this.index, calls).then(
@@ -143,7 +173,10 @@ export class ProcessorSlot implements DemandSink {
     }
     host.stats.busyMs += result.busyMs;
     if (this.#adaptive) this.#adapt(busy, size);
+    if (this.#flexibleInFlight !== undefined) this.#chooseInFlight(busy, size);
+    this.#asking = true;
     for (const call of calls) this.#used(call.length);
+    this.#asking = false;
     this.pump();
     host.progress();
   }
@@ -166,7 +199,9 @@ export class ProcessorSlot implements DemandSink {
     host.stats.processorFailed += all.length;
     host.acker.ack('processor', [], all);
     host.stats.finish(all.length);
+    this.#asking = true;
     for (const call of calls) this.#used(call.length);
+    this.#asking = false;
     this.pump();
     host.progress();
   }
@@ -174,6 +209,16 @@ export class ProcessorSlot implements DemandSink {
   #used(count: number): void {
     this.#owed -= count;
     this.#ask(this.#maxDemand - this.#owed);
+  }
+
+  #chooseInFlight(busyMs: number, size: number): void {
+    // A thread's first task pays for loading and compiling the handler: not a cost per message.
+    if (size === 0 || ++this.#tasksSeen === 1) return;
+    const cost = busyMs / size;
+    this.#recentCostMs = this.#recentCostMs === undefined ? cost : this.#recentCostMs * 0.7 + cost * 0.3;
+    // One slow task is enough to go back to two; going down to one takes a run of short ones.
+    if (cost * this.#maxDemand >= TWO_TASKS_FROM_MS) this.#tasksInFlight = this.#flexibleInFlight!;
+    else if (this.#recentCostMs * this.#maxDemand < ONE_TASK_BELOW_MS && this.#tasksSeen > 3) this.#tasksInFlight = 1;
   }
 
   // Sizes calls so each carries about TARGET_CALL_MS of handler work: large for cheap
