@@ -37,10 +37,15 @@ const MAX_ADAPTIVE_CALL = 2500;
  * tasks of half of it in flight pay that twice per `maxDemand` messages; one task carrying all of
  * it pays it once, but leaves the thread idle while the main thread handles the answer, and a call
  * is acked only when the other calls of its task are done. So a slot starts with two tasks, and
- * carries all it holds in one task only while a whole task's work is measured to be short (under
- * ONE_TASK_BELOW_MS); one task that takes TWO_TASKS_FROM_MS or more brings back two.
+ * carries all it holds in one task only while whole tasks are measured short (the last
+ * RECENT_TASKS under ONE_TASK_BELOW_MS); as many of TWO_TASKS_FROM_MS or more bring back two.
+ * Measured with `maxDemand: 100`, a no-op handler and integers, 3 alternating pairs of
+ * `pipelineThroughput` runs (bench/src/harness/pipeline.ts): 1.05-1.20M -> 1.52-1.72M msg/s, main-thread CPU 0.84-0.89 -> 0.59-0.60 µs a
+ * message. With batchers it is not used: one task of all the slot holds lands on them at once,
+ * and with 2 batch slots (configuration 4 of issue 10) it measured no faster.
  */
 const ONE_TASK_BELOW_MS = 0.25;
+const RECENT_TASKS = 3;
 const TWO_TASKS_FROM_MS = 0.5;
 
 /**
@@ -56,8 +61,8 @@ export class ProcessorSlot implements DemandSink {
   #tasksInFlight: number;
   /** The runtime's number of tasks in flight, when the slot may go down to one (user-set demand). */
   #flexibleInFlight: number | undefined;
-  /** Cost per message of recent tasks (ms), for the choice between one task and several. */
-  #recentCostMs: number | undefined;
+  /** What a whole task (maxDemand messages) cost, by the last RECENT_TASKS tasks (ms): a ring. */
+  #recentTaskMs: number[] = [];
   /** Asking the producers for what a task used: what arrives waits, so one task takes it all. */
   #asking = false;
   #bundleCalls: boolean;
@@ -79,8 +84,7 @@ export class ProcessorSlot implements DemandSink {
     this.#tasksInFlight = options.ordered ? 1 : rules.tasksInFlight;
     this.#bundleCalls = rules.bundleCalls;
     this.#adaptive = rules.adaptiveDemand && !options.demandSetByUser;
-    // Not with batchers: a task of all the slot holds would land on them at once, past the room
-    // their back-pressure promises (see BatcherStage.hasRoom); measured, it did not help there.
+    // Not with batchers (see ONE_TASK_BELOW_MS).
     if (rules.bundleCalls && options.demandSetByUser && this.#tasksInFlight > 1 && host.batchers === null) this.#flexibleInFlight = this.#tasksInFlight;
   }
 
@@ -214,11 +218,13 @@ export class ProcessorSlot implements DemandSink {
   #chooseInFlight(busyMs: number, size: number): void {
     // A thread's first task pays for loading and compiling the handler: not a cost per message.
     if (size === 0 || ++this.#tasksSeen === 1) return;
-    const cost = busyMs / size;
-    this.#recentCostMs = this.#recentCostMs === undefined ? cost : this.#recentCostMs * 0.7 + cost * 0.3;
-    // One slow task is enough to go back to two; going down to one takes a run of short ones.
-    if (cost * this.#maxDemand >= TWO_TASKS_FROM_MS) this.#tasksInFlight = this.#flexibleInFlight!;
-    else if (this.#recentCostMs * this.#maxDemand < ONE_TASK_BELOW_MS && this.#tasksSeen > 3) this.#tasksInFlight = 1;
+    const recent = this.#recentTaskMs;
+    recent[this.#tasksSeen % RECENT_TASKS] = (busyMs / size) * this.#maxDemand;
+    if (recent.length < RECENT_TASKS) return;
+    // A task's time is the thread's wall time: a thread preempted (5 threads share 2 cores with
+    // batch workers) reads long. Only a run of long tasks, or of short ones, changes the choice.
+    if (recent.every((ms) => ms >= TWO_TASKS_FROM_MS)) this.#tasksInFlight = this.#flexibleInFlight!;
+    else if (recent.every((ms) => ms < ONE_TASK_BELOW_MS)) this.#tasksInFlight = 1;
   }
 
   // Sizes calls so each carries about TARGET_CALL_MS of handler work: large for cheap
