@@ -40,9 +40,10 @@ const MAX_ADAPTIVE_CALL = 2500;
  * carries all it holds in one task only while whole tasks are measured short (the last
  * RECENT_TASKS under ONE_TASK_BELOW_MS); as many of TWO_TASKS_FROM_MS or more bring back two.
  * Measured with `maxDemand: 100`, a no-op handler and integers, 3 alternating pairs of
- * `pipelineThroughput` runs (bench/src/harness/pipeline.ts): 1.05-1.20M -> 1.52-1.72M msg/s, main-thread CPU 0.84-0.89 -> 0.59-0.60 µs a
- * message. With batchers it is not used: one task of all the slot holds lands on them at once,
- * and with 2 batch slots (configuration 4 of issue 10) it measured no faster.
+ * `pipelineThroughput` runs (bench/src/harness/pipeline.ts): 1.05-1.20M -> 1.52-1.75M msg/s,
+ * main-thread CPU 0.84-0.89 -> 0.59-0.60 µs a message. With batchers it is not used: one task of
+ * all the slot holds lands on them at once, and with 2 batch slots (configuration 4 of issue 10)
+ * it measured no faster.
  */
 const ONE_TASK_BELOW_MS = 0.25;
 const RECENT_TASKS = 3;
@@ -178,10 +179,7 @@ export class ProcessorSlot implements DemandSink {
     host.stats.busyMs += result.busyMs;
     if (this.#adaptive) this.#adapt(busy, size);
     if (this.#flexibleInFlight !== undefined) this.#chooseInFlight(busy, size);
-    this.#asking = true;
-    for (const call of calls) this.#used(call.length);
-    this.#asking = false;
-    this.pump();
+    this.#usedAll(calls);
     host.progress();
   }
 
@@ -203,11 +201,19 @@ export class ProcessorSlot implements DemandSink {
     host.stats.processorFailed += all.length;
     host.acker.ack('processor', [], all);
     host.stats.finish(all.length);
-    this.#asking = true;
-    for (const call of calls) this.#used(call.length);
-    this.#asking = false;
-    this.pump();
+    this.#usedAll(calls);
     host.progress();
+  }
+
+  /** Asks for what a task's calls used (one top-up per call), then starts the next task. */
+  #usedAll(calls: MainMessage[][]): void {
+    this.#asking = true;
+    try {
+      for (const call of calls) this.#used(call.length);
+    } finally {
+      this.#asking = false;
+    }
+    this.pump();
   }
 
   #used(count: number): void {
