@@ -405,7 +405,7 @@ describe.each(RUNTIMES)('telemetry, topology, stats [%s]', (runtime) => {
     const s = p.stats();
     expect(JSON.parse(JSON.stringify(s))).toEqual(s); // plain data
     // 5 messages in one processor call, 1 failed there; one batch of 4 (1, 2, 4, 5), 1 failed in it
-    expect(s.processors).toMatchObject({ calls: 1, messages: 5, successful: 4, failed: 1, inFlight: 0, threadDeaths: 0 });
+    expect(s.processors).toMatchObject({ calls: 1, tasks: 1, messages: 5, successful: 4, failed: 1, inFlight: 0, threadDeaths: 0 });
     expect(s.batchers.default).toMatchObject({ batches: 1, messages: 4, successful: 3, failed: 1, pending: 0, notReturned: 0 });
     expect(s.acks).toEqual({ successful: 3, failed: 2, errors: 0, failures: { 'Error: boom 3': 1, 'batch rejected 5': 1 } });
     expect(s.producers.transformerErrors).toBe(0);
