@@ -62,7 +62,7 @@ export class ProcessorSlot implements DemandSink {
   #tasksInFlight: number;
   /** The runtime's number of tasks in flight, when the slot may go down to one (user-set demand). */
   #flexibleInFlight: number | undefined;
-  /** What a whole task (maxDemand messages) cost, by the last RECENT_TASKS tasks (ms): a ring. */
+  /** What a whole task (maxDemand messages) cost, by the last RECENT_TASKS tasks (ms). */
   #recentTaskMs: number[] = [];
   /** Asking the producers for what a task used: what arrives waits, so one task takes it all. */
   #asking = false;
@@ -225,10 +225,12 @@ export class ProcessorSlot implements DemandSink {
     // A thread's first task pays for loading and compiling the handler: not a cost per message.
     if (size === 0 || ++this.#tasksSeen === 1) return;
     const recent = this.#recentTaskMs;
-    recent[this.#tasksSeen % RECENT_TASKS] = (busyMs / size) * this.#maxDemand;
+    recent.push((busyMs / size) * this.#maxDemand);
+    if (recent.length > RECENT_TASKS) recent.shift();
     if (recent.length < RECENT_TASKS) return;
-    // A task's time is the thread's wall time: a thread preempted (5 threads share 2 cores with
-    // batch workers) reads long. Only a run of long tasks, or of short ones, changes the choice.
+    // A task's time is the thread's wall time: a preempted thread (on 2 cores, the main thread
+    // takes its core now and then) reads long. Only a run of long tasks, or of short ones, changes
+    // the choice.
     if (recent.every((ms) => ms >= TWO_TASKS_FROM_MS)) this.#tasksInFlight = this.#flexibleInFlight!;
     else if (recent.every((ms) => ms < ONE_TASK_BELOW_MS)) this.#tasksInFlight = 1;
   }
