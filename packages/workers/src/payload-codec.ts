@@ -107,10 +107,9 @@ const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): 
 export function encodeValues(values: [unknown, Record<string, unknown>][]): EncodedValues {
   const n = values.length;
   // First pass picks each value's form: text (a string, JSON) or bytes (a number, v8). When every
-  // value is text and some are JSON (short texts the stringifier just made), the tags and texts
-  // are joined into one string and written with one call: ~15% less per object than sizing and
-  // writing each. Otherwise each body is sized and written on its own: joining would copy
-  // strings that the sizing and writing only read.
+  // value is text and some are JSON (short texts the stringifier just made), they go one after
+  // the other into one buffer sized for ASCII (see encodeText). Otherwise each body is sized and
+  // written on its own.
   const tags = new Uint8Array(n);
   const bodies: (string | Buffer | undefined)[] = new Array(n);
   let allText = true;
@@ -144,8 +143,35 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
   return allText && anyJson ? encodeText(tags, bodies as string[]) : encodeMixed(values, tags, bodies);
 }
 
-/** Every body is a well-formed string (the JSON of any value is): one string, one write. */
+/**
+ * Every body is a well-formed string (the JSON of any value is). Written one by one into a buffer
+ * sized as if all were ASCII (one byte a character), which the JSON of ASCII data is: joining them
+ * first and sizing the joined text cost ~1 µs a 200-byte value more (2,500 parsed objects:
+ * 1.9-2.2 µs a value against 1.1-1.2 for the writes alone). A body that is not ASCII writes more
+ * bytes than it has characters; then the whole call takes the joined path, which sizes each part.
+ */
 function encodeText(tags: Uint8Array, bodies: string[]): EncodedValues {
+  const n = bodies.length;
+  let chars = n;
+  for (let i = 0; i < n; i++) chars += bodies[i]!.length;
+  // 4 bytes to spare: a body that is not ASCII then always writes more bytes than its length, even
+  // when cut short by the end of the buffer (a cut leaves at most 3 bytes unwritten).
+  const buffer = Buffer.allocUnsafeSlow(chars + 4);
+  const offsets = new Uint32Array(n + 1);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const body = bodies[i]!;
+    buffer[at] = tags[i]!;
+    const written = buffer.write(body, at + 1, 'utf8');
+    if (written !== body.length) return encodeJoined(tags, bodies);
+    at += 1 + written;
+    offsets[i + 1] = at;
+  }
+  return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, at), offsets };
+}
+
+/** `encodeText` for bodies that are not all ASCII: one string, each part sized, one write. */
+function encodeJoined(tags: Uint8Array, bodies: string[]): EncodedValues {
   const n = bodies.length;
   const parts: string[] = new Array(n);
   for (let i = 0; i < n; i++) parts[i] = (tags[i] === TAG_STRING ? CHAR_STRING : tags[i] === TAG_JSON ? CHAR_JSON : CHAR_JSON_PAIR) + bodies[i]!;

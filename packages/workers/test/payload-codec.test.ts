@@ -84,6 +84,26 @@ describe('payload codec', () => {
     expect(decoded[0]![1]).not.toBe(decoded[1]![1]);
   });
 
+  it('all-text values that are ASCII but one: wherever the one is (first, middle, last, alone), offsets and bytes are exact', () => {
+    const ascii = (i: number): [unknown, Record<string, unknown>] => [{ id: i, name: `n${i}` }, {}];
+    // 2-, 3- and 4-byte characters: a cut at the end of an ASCII-sized buffer must still be seen
+    for (const odd of ['é', '☕', '🍕', 'xxé', 'ü'.repeat(40)]) {
+      for (const at of [0, 2, 4]) {
+        const values = [ascii(0), ascii(1), ascii(2), ascii(3), ascii(4)];
+        values[at] = [{ id: at, name: odd }, {}];
+        const encoded = encodeValues(values);
+        expect(encoded.offsets.at(-1)).toBe(encoded.buffer.length);
+        values.forEach((v, i) => expect(isDeepStrictEqual(decodeValue(encoded.buffer, encoded.offsets[i]!, encoded.offsets[i + 1]!), v), `${odd} at ${at}, value ${i}`).toBe(true));
+      }
+      const alone = encodeValues([[odd, {}]]);
+      expect(alone.buffer.length).toBe(1 + Buffer.byteLength(odd));
+      expect(decodeValue(alone.buffer, 0, alone.buffer.length)[0]).toBe(odd);
+    }
+    // all ASCII: exactly one byte a character plus the tags
+    const plain = encodeValues([ascii(1), ascii(2)]);
+    expect(plain.buffer.length).toBe(2 + JSON.stringify(ascii(1)[0]).length + JSON.stringify(ascii(2)[0]).length);
+  });
+
   it('keeps shared and circular objects shared, as the clone does', () => {
     const [[both], [loop]] = decodeValues(encodeValues([[{ a: shared, b: shared }, {}], [cyclic, {}]])) as [[Record<string, unknown>], [Record<string, unknown>]];
     expect(both.a).toBe(both.b);
