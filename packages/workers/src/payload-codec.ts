@@ -24,9 +24,6 @@ const TAG_NUMBER = 3;
 const TAG_JSON = 0x2c;
 /** JSON of `[data, metadata]`. */
 const TAG_JSON_PAIR = 5;
-const CHAR_STRING = String.fromCharCode(TAG_STRING);
-const CHAR_JSON = String.fromCharCode(TAG_JSON);
-const CHAR_JSON_PAIR = String.fromCharCode(TAG_JSON_PAIR);
 
 /**
  * Objects a value may hold and still take the JSON path (the check is quadratic in them); a
@@ -140,7 +137,7 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
     tags[i] = tag;
     bodies[i] = body;
   }
-  return allText && anyJson ? encodeText(tags, bodies as string[]) : encodeMixed(values, tags, bodies);
+  return (allText && anyJson ? encodeText(tags, bodies as string[]) : undefined) ?? encodeMixed(values, tags, bodies);
 }
 
 /**
@@ -148,9 +145,9 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
  * sized as if all were ASCII (one byte a character), which the JSON of ASCII data is: joining them
  * first and sizing the joined text cost ~1 µs a 200-byte value more (2,500 parsed objects:
  * 1.9-2.2 µs a value against 1.1-1.2 for the writes alone). A body that is not ASCII writes more
- * bytes than it has characters; then the whole call takes the joined path, which sizes each part.
+ * bytes than it has characters: undefined then, and the call takes `encodeMixed`, which sizes each.
  */
-function encodeText(tags: Uint8Array, bodies: string[]): EncodedValues {
+function encodeText(tags: Uint8Array, bodies: string[]): EncodedValues | undefined {
   const n = bodies.length;
   let chars = n;
   for (let i = 0; i < n; i++) chars += bodies[i]!.length;
@@ -163,31 +160,11 @@ function encodeText(tags: Uint8Array, bodies: string[]): EncodedValues {
     const body = bodies[i]!;
     buffer[at] = tags[i]!;
     const written = buffer.write(body, at + 1, 'utf8');
-    if (written !== body.length) return encodeJoined(tags, bodies);
+    if (written !== body.length) return undefined;
     at += 1 + written;
     offsets[i + 1] = at;
   }
   return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, at), offsets };
-}
-
-/** `encodeText` for bodies that are not all ASCII: one string, each part sized, one write. */
-function encodeJoined(tags: Uint8Array, bodies: string[]): EncodedValues {
-  const n = bodies.length;
-  const parts: string[] = new Array(n);
-  for (let i = 0; i < n; i++) parts[i] = (tags[i] === TAG_STRING ? CHAR_STRING : tags[i] === TAG_JSON ? CHAR_JSON : CHAR_JSON_PAIR) + bodies[i]!;
-  const text = parts.join('');
-  const total = Buffer.byteLength(text);
-  const offsets = new Uint32Array(n + 1);
-  // ASCII only (bytes = characters): offsets are the parts' lengths. Otherwise each is sized.
-  const ascii = total === text.length;
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    at += ascii ? parts[i]!.length : Buffer.byteLength(parts[i]!);
-    offsets[i + 1] = at;
-  }
-  const buffer = Buffer.allocUnsafeSlow(total);
-  buffer.write(text, 0, 'utf8');
-  return { buffer: new Uint8Array(buffer.buffer, buffer.byteOffset, total), offsets };
 }
 
 function encodeMixed(values: [unknown, Record<string, unknown>][], tags: Uint8Array, bodies: (string | Buffer | undefined)[]): EncodedValues {
