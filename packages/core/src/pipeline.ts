@@ -244,12 +244,12 @@ export class Pipeline {
       // The same array the producer stages are put into when the pipeline starts.
       producers: this.#producers,
       batchers: this.#batchers,
-      batchersHaveRoom: () => this.#batchersHaveRoom(),
+      batchersHaveRoom: (taking) => this.#batchersHaveRoom(taking),
       progress: () => this.#progress(),
     };
   }
 
-  #batchersHaveRoom(): boolean {
+  #batchersHaveRoom(taking: number): boolean {
     if (this.#batchers === null) return true;
     let upstream = 0;
     let inFlight = 0;
@@ -257,7 +257,7 @@ export class Pipeline {
       upstream += slot.maxDemand;
       inFlight += slot.inFlightMessages;
     }
-    for (const b of this.#batchers.values()) if (!b.hasRoom(upstream, inFlight)) return false;
+    for (const b of this.#batchers.values()) if (!b.hasRoom(upstream, inFlight, taking)) return false;
     return true;
   }
 

@@ -198,6 +198,43 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
     expect(sawOne).toBe(true);
   });
 
+  test('with a batcher too: one task carries the calls of all the slot holds; batches are still of batchSize, in order, each acked once', async () => {
+    const rec = new AckRecorder();
+    let emitted = 0;
+    const LIMIT = 400;
+    const producer = {
+      handleDemand(n: number) {
+        const k = Math.min(n, LIMIT - emitted);
+        return Array.from({ length: k }, () => rec.message({ id: emitted++ }));
+      },
+    };
+    const opts = h.options(
+      { producer: { module: producer }, batchers: { default: { concurrency: 2, batchSize: 10, batchTimeout: 5000 } } },
+      { concurrency: 1, maxDemand: 10, minDemand: 5 },
+    );
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    let sawOne = false;
+    while (rec.count() < LIMIT) {
+      sawOne ||= p.topology().processors[0]!.tasksInFlight === 1;
+      await sleep(1);
+    }
+    const { calls, tasks } = p.stats().processors;
+    expect(tel.processorSizes()).toEqual(Array(80).fill(5));
+    expect(calls).toBe(80);
+    expect(tasks).toBeLessThan(60);
+    expect(sawOne).toBe(true);
+    // every batch full (no batchTimeout waited for), its ids consecutive, every message acked once
+    const batches = tel.batches();
+    expect(batches).toHaveLength(40);
+    for (const b of batches) {
+      expect(b.trigger).toBe('size');
+      expect(b.ids).toEqual(ids(b.ids[0], 10));
+    }
+    expect([...rec.successIds()].sort((a: any, b: any) => a - b)).toEqual(ids(0, LIMIT));
+    expect(rec.failedIds()).toEqual([]);
+  });
+
   test('a handler that takes 2 ms a message keeps two tasks of one call each; a run of slow tasks brings back two, one slow message does not', async () => {
     const rec = new AckRecorder();
     const opts = h.options({}, { concurrency: 1, maxDemand: 10, minDemand: 5 });

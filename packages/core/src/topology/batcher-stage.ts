@@ -104,10 +104,11 @@ export class BatcherStage implements BatchSink {
    * `batchTimeout`. Partial batches are bounded by themselves: under `batchSize` per key.
    * `upstream` is what the processors may hand over at once (their demand): a batcher that
    * admits less than one processor task would stall them. `inFlight` is what processors hold
-   * already and will hand over whatever is decided now.
+   * already and will hand over whatever is decided now; `taking` is the size of the task about to
+   * start when it must fit whole (a slot with one task in flight, see processor-slot.ts), else 1.
    */
-  hasRoom(upstream: number, inFlight: number): boolean {
-    return this.#queuedCount + inFlight < this.#capacity + upstream;
+  hasRoom(upstream: number, inFlight: number, taking: number): boolean {
+    return this.#queuedCount + inFlight + taking <= this.#capacity + upstream;
   }
 
   get idle(): boolean {

@@ -39,7 +39,11 @@ export interface StageHost {
   readonly producers: readonly DemandSource[];
   /** `null` when the pipeline has no batchers. */
   readonly batchers: ReadonlyMap<string, BatchSink> | null;
-  batchersHaveRoom(): boolean;
+  /**
+   * Whether a processor slot may start a task now: room for one more hand-over on every batcher.
+   * `taking`: the task's size when it must fit whole, else 1.
+   */
+  batchersHaveRoom(taking: number): boolean;
   /** Work finished somewhere: processors may resume, drain waiters may re-check. */
   progress(): void;
 }
