@@ -20,8 +20,10 @@ export interface Topology {
   /**
    * `tasksInFlight`: tasks a processor slot may have in flight now (the runtime's choice: with a
    * user-set `maxDemand` on threads, one task carrying all the slot holds while tasks are short).
+   * `packed`: on threads, tasks go to the busiest processor thread with room instead of the idlest,
+   * because the handlers' measured work is light (one thread stays awake, the others sleep).
    */
-  processors: { name: string; concurrency: number; runtime: 'inline' | 'threads'; maxDemand: number; minDemand: number; tasksInFlight: number }[];
+  processors: { name: string; concurrency: number; runtime: 'inline' | 'threads'; maxDemand: number; minDemand: number; tasksInFlight: number; packed: boolean }[];
   batchers: { name: string; concurrency: number; batchSize: number; batchTimeout: number }[];
 }
 
@@ -347,7 +349,7 @@ export class Pipeline {
     const slot = this.#slots[0];
     return {
       producers: [{ name: 'default', concurrency: o.producer.concurrency }],
-      processors: [{ name: 'default', concurrency: o.processor.concurrency, runtime: o.processor.runtime, maxDemand: slot?.maxDemand ?? o.processor.maxDemand, minDemand: slot?.minDemand ?? o.processor.minDemand, tasksInFlight: slot?.taskLimit ?? this.#runtime.rules.tasksInFlight }],
+      processors: [{ name: 'default', concurrency: o.processor.concurrency, runtime: o.processor.runtime, maxDemand: slot?.maxDemand ?? o.processor.maxDemand, minDemand: slot?.minDemand ?? o.processor.minDemand, tasksInFlight: slot?.taskLimit ?? this.#runtime.rules.tasksInFlight, packed: this.#runtime.packed ?? false }],
       batchers: o.batchers.map((b) => ({ name: b.name, concurrency: b.concurrency, batchSize: b.batchSize, batchTimeout: b.batchTimeout })),
     };
   }

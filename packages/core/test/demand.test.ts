@@ -235,6 +235,48 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
     expect(rec.failedIds()).toEqual([]);
   });
 
+  test('packed: while the work is light both slots run their tasks on one thread, the other sleeps; heavy work spreads them again', async () => {
+    const rec = new AckRecorder();
+    const log = tmpLog();
+    const opts = h.options({ context: { log } }, { concurrency: 2, maxDemand: 10, minDemand: 5 });
+    const p = await h.start(opts);
+    expect(p.topology().processors[0]!.packed).toBe(false);
+    // waves of 20 cheap messages: each slot gets its 10, so both have a task at once
+    let next = 0;
+    const wave = async () => {
+      const from = next;
+      next += 20;
+      p.push(rec.messages(ids(from, 20)));
+      await rec.waitForCount(next, 30_000);
+      return from;
+    };
+    for (let round = 0; round < 400 && !p.topology().processors[0]!.packed; round++) await wave();
+    expect(p.topology().processors[0]!.packed).toBe(true);
+    // a wave's 20 messages (one task per slot, once both slots measured their tasks short) run on
+    // one thread; a preempted thread can make a slot read slow and keep two tasks for a while, so
+    // count the waves rather than require every one
+    const threadsOf = (from: number) => {
+      const tids = new Map<number, number>(readLog(log).filter((e) => e.ev === 'message').map((e) => [e.id, e.tid]));
+      return new Set(ids(from, 20).map((id) => tids.get(id))).size;
+    };
+    let first = await wave();
+    for (let round = 0; round < 100 && threadsOf(first) !== 1; round++) first = await wave();
+    const waves: number[] = [];
+    for (let round = 0; round < 10; round++) waves.push(await wave());
+    expect(waves.filter((from) => threadsOf(from) === 1).length).toBeGreaterThanOrEqual(9);
+
+    // 2 ms a message, 100 at once: once the load shows, tasks are spread and both threads run
+    const heavyFrom = 100_000;
+    p.push(rec.messages(ids(heavyFrom, 100).map((id) => ({ id, busyMs: 2 }))));
+    await rec.waitForCount(next + 100, 30_000);
+    const heavy = readLog(log).filter((e) => e.ev === 'message' && e.id >= heavyFrom);
+    expect(new Set(heavy.map((e) => e.tid)).size).toBe(2);
+    expect(p.topology().processors[0]!.packed).toBe(false);
+    // every message acked once, successfully
+    expect([...rec.successIds()].sort((a: any, b: any) => a - b)).toEqual([...ids(0, next), ...ids(heavyFrom, 100)]);
+    expect(rec.failedIds()).toEqual([]);
+  });
+
   test('a handler that takes 2 ms a message keeps two tasks of one call each; a run of slow tasks brings back two, one slow message does not', async () => {
     const rec = new AckRecorder();
     const opts = h.options({}, { concurrency: 1, maxDemand: 10, minDemand: 5 });

@@ -70,6 +70,8 @@ export interface RuntimeOptions {
  */
 export interface PipelineRuntime {
   readonly rules: RuntimeRules;
+  /** Threads: processor tasks go to the busiest thread with room, not the idlest (see threads.ts). */
+  readonly packed?: boolean;
   /** Loads the handler module (and runs `setup` where it belongs); reports its callbacks. */
   start(): Promise<HandlerShape>;
   /** Runs processor calls (each a list of messages, one `prepareMessages`) as one task. */
