@@ -126,6 +126,8 @@ export class ThreadsRuntime implements PipelineRuntime {
   #packed = false;
   #windowStart = performance.now();
   #windowBusyMs = 0;
+  #tasksRunning = 0;
+  #idleSince = 0;
 
   constructor(options: RuntimeOptions) {
     this.#config = {
@@ -201,6 +203,21 @@ export class ThreadsRuntime implements PipelineRuntime {
     return pick;
   }
 
+  /**
+   * A window that spanned an idle pause (no task in flight for a whole window) would read the
+   * load of the pause: the first task after it starts a new window.
+   */
+  #taskStarted(): void {
+    if (this.#tasksRunning++ === 0 && performance.now() - this.#idleSince >= LOAD_WINDOW_MS) {
+      this.#windowStart = performance.now();
+      this.#windowBusyMs = 0;
+    }
+  }
+
+  #taskEnded(): void {
+    if (--this.#tasksRunning === 0) this.#idleSince = performance.now();
+  }
+
   #measureLoad(busyMs: number): void {
     this.#windowBusyMs += busyMs;
     const now = performance.now();
@@ -235,9 +252,11 @@ export class ThreadsRuntime implements PipelineRuntime {
   async runCalls(_slot: number, calls: MainMessage[][]): Promise<TaskResult> {
     let result: ProcessorTaskResult;
     const inputs = calls.map((call) => toCallInput(call, true));
+    this.#taskStarted();
     try {
       result = (await this.#pool.run({ kind: 'calls', calls: inputs.map(toWire) })) as ProcessorTaskResult;
     } catch (error) {
+      this.#taskEnded();
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
       if (!this.#stopping && (isCloneError(error) || !postable(inputs))) return this.#isolation.runCloneable(inputs);
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
@@ -249,6 +268,7 @@ export class ThreadsRuntime implements PipelineRuntime {
       }
       return this.#isolation.run(inputs);
     }
+    this.#taskEnded();
     if (result.initError) throw reviveError(result.initError, 'ERR_THROUGHWAY_SETUP_FAILED');
     this.#threadsSeen.add(result.threadId);
     const busyMs = result.busyMs ?? 0;
