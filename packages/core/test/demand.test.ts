@@ -161,28 +161,37 @@ describe.each(RUNTIMES)('demand [%s]', (runtime) => {
 describe('threads: tasks in flight with a user-set maxDemand', () => {
   const h = useHarness('threads');
   const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
-
-  test('a cheap handler: calls of 5 go two to a task once tasks are short; calls, top-ups and acks are unchanged', async () => {
-    const rec = new AckRecorder();
-    const demands: number[] = [];
+  const LIMIT = 400;
+  /** Emits messages with ids 0, 1, ... as demanded, LIMIT in all; records each demand. */
+  const limitedProducer = (rec: AckRecorder, demands: number[] = []) => {
     let emitted = 0;
-    const LIMIT = 400;
-    const producer = {
+    return {
       handleDemand(n: number) {
         demands.push(n);
         const k = Math.min(n, LIMIT - emitted);
         return Array.from({ length: k }, () => rec.message({ id: emitted++ }));
       },
     };
-    const opts = h.options({ producer: { module: producer } }, { concurrency: 1, maxDemand: 10, minDemand: 5 });
-    const tel = h.telemetry(opts.name);
-    const p = await h.start(opts);
-    expect(p.topology().processors[0]!.tasksInFlight).toBe(2);
+  };
+  /** Waits for LIMIT acks; true if the first slot was seen with one task in flight meanwhile. */
+  const sawOneTask = async (rec: AckRecorder, p: { topology(): { processors: { tasksInFlight: number }[] } }) => {
     let sawOne = false;
     while (rec.count() < LIMIT) {
       sawOne ||= p.topology().processors[0]!.tasksInFlight === 1;
       await sleep(1);
     }
+    return sawOne;
+  };
+
+  test('a cheap handler: calls of 5 go two to a task once tasks are short; calls, top-ups and acks are unchanged', async () => {
+    const rec = new AckRecorder();
+    const demands: number[] = [];
+    const producer = limitedProducer(rec, demands);
+    const opts = h.options({ producer: { module: producer } }, { concurrency: 1, maxDemand: 10, minDemand: 5 });
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    expect(p.topology().processors[0]!.tasksInFlight).toBe(2);
+    const sawOne = await sawOneTask(rec, p);
     const { calls, tasks } = p.stats().processors;
     // every call is maxDemand - minDemand, acked on its own, in order
     expect(tel.processorSizes()).toEqual(Array(80).fill(5));
@@ -200,25 +209,14 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
 
   test('with a batcher too: one task carries the calls of all the slot holds; batches are still of batchSize, in order, each acked once', async () => {
     const rec = new AckRecorder();
-    let emitted = 0;
-    const LIMIT = 400;
-    const producer = {
-      handleDemand(n: number) {
-        const k = Math.min(n, LIMIT - emitted);
-        return Array.from({ length: k }, () => rec.message({ id: emitted++ }));
-      },
-    };
+    const producer = limitedProducer(rec);
     const opts = h.options(
       { producer: { module: producer }, batchers: { default: { concurrency: 2, batchSize: 10, batchTimeout: 5000 } } },
       { concurrency: 1, maxDemand: 10, minDemand: 5 },
     );
     const tel = h.telemetry(opts.name);
     const p = await h.start(opts);
-    let sawOne = false;
-    while (rec.count() < LIMIT) {
-      sawOne ||= p.topology().processors[0]!.tasksInFlight === 1;
-      await sleep(1);
-    }
+    const sawOne = await sawOneTask(rec, p);
     const { calls, tasks } = p.stats().processors;
     expect(tel.processorSizes()).toEqual(Array(80).fill(5));
     expect(calls).toBe(80);
