@@ -41,13 +41,33 @@ export function openDatabase(path: string, busyTimeout: number): SqliteDatabase 
   try {
     db.pragma(`busy_timeout = ${Math.trunc(busyTimeout)}`);
     // The first statement that reads the file: "file is not a database" surfaces here.
-    db.pragma('journal_mode = WAL');
+    whileBusy(() => db.pragma('journal_mode = WAL'), busyTimeout);
     db.pragma('synchronous = NORMAL');
   } catch (error) {
     db.close();
     throw openError(path, error);
   }
   return db;
+}
+
+/**
+ * Runs `step` again while it fails with SQLITE_BUSY, until `busyTimeout` ms have passed. Switching
+ * a new file to WAL takes an exclusive lock; while another connection (another process or thread
+ * starting on the same new file) sets it up at that moment, SQLite can answer SQLITE_BUSY at once
+ * instead of waiting for the busy timeout (its deadlock avoidance). Four processes opening one new
+ * file at the same instant failed so in 2-4 of 20 tries.
+ */
+function whileBusy<T>(step: () => T, busyTimeout: number): T {
+  const deadline = Date.now() + busyTimeout;
+  for (;;) {
+    try {
+      return step();
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      // Start-up only: a short synchronous pause, as the busy handler itself would take.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
 }
 
 /**

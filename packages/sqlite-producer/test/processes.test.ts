@@ -1,5 +1,6 @@
 // Real child processes: a SIGKILL mid-run, restarts, and two processes sharing one queue file.
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { countPending, deadLetters, enqueue, leasedRows, migrate, readCheckpoint, releaseLeases } from '@throughway/sqlite-producer';
 import { open, processedCount, processedRows, runChild, tmpDb, waitFor, type Child } from './helpers.js';
@@ -24,6 +25,25 @@ async function finishes(child: Child): Promise<void> {
 }
 
 describe('queue mode across processes', () => {
+  test('four processes opening one new queue file at the same instant all start (30 files): the switch to WAL waits instead of failing', async () => {
+    const dir = dirname(tmpDb('race'));
+    const count = 30;
+    const at = Date.now() + 2000; // every child is up by then
+    const children = Array.from({ length: 4 }, () => runChild('open-race.mjs', { dir, count, at }));
+    for (const child of children) {
+      await finishes(child);
+      const last = child.output().trim().split('\n').at(-1)!;
+      expect(JSON.parse(last)).toEqual({ failures: [] });
+    }
+    for (let k = 0; k < count; k++) {
+      const db = open(join(dir, `race-${k}.db`));
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'throughway_events'").get()).toEqual({ n: 1 });
+      db.close();
+    }
+  });
+
+
   test.each([
     { runtime: 'inline', thread: false },
     { runtime: 'threads', thread: false },
