@@ -158,20 +158,20 @@ describe('THROUGHWAY_BROADWAY (Broadway measured in the same run)', () => {
   };
 
   it('is not asked when unset: the rows keep the issue\'s figures', () => {
-    expect(withCommand(undefined, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3))).toBeUndefined();
+    expect(withCommand(undefined, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3, 1000))).toBeUndefined();
   });
 
-  it('passes configuration, kind and rounds, and reads the last number of the last line', () => {
-    const echo = script('echo.sh', 'echo "# config $1 data $2 rounds $3"\necho "round 1: 1,000 msg/s"\necho "median: $1$3,614 msg/s"');
-    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3))).toBe(23_614);
-    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100batch100x2!, 'integer', 2))).toBe(42_614);
+  it('passes configuration, kind, rounds and warm-up, and reads the last number of the last line', () => {
+    const echo = script('echo.sh', 'echo "# config $1 data $2 rounds $3 warm-up $4"\necho "round 1: 1,000 msg/s"\necho "median: $1$3$4,614 msg/s"');
+    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100!, 'plain object', 3, 7))).toBe(237_614);
+    expect(withCommand(echo, () => broadwayNow(BROADWAY_CONFIGS.demand100batch100x2!, 'integer', 2, 1_000_000))).toBe(421_000_000_614);
     const kinds = script('kind.sh', 'case "$2" in int) echo 1;; string) echo 2;; map) echo 3;; *) echo 0;; esac');
-    expect(withCommand(kinds, () => ['integer', '200-byte JSON string', 'plain object'].map((k) => broadwayNow(BROADWAY_CONFIGS.default!, k as 'integer', 1)))).toEqual([1, 2, 3]);
+    expect(withCommand(kinds, () => ['integer', '200-byte JSON string', 'plain object'].map((k) => broadwayNow(BROADWAY_CONFIGS.default!, k as 'integer', 1, 0)))).toEqual([1, 2, 3]);
   });
 
   it('fails the scenario when the command fails or prints no figure', () => {
-    expect(() => withCommand(script('none.sh', 'echo "median: n/a"'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1))).toThrow(/printed no figure for configuration 1 int/);
-    expect(() => withCommand(script('fails.sh', 'exit 3'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1))).toThrow();
+    expect(() => withCommand(script('none.sh', 'echo "median: n/a"'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1, 0))).toThrow(/printed no figure for configuration 1 int/);
+    expect(() => withCommand(script('fails.sh', 'exit 3'), () => broadwayNow(BROADWAY_CONFIGS.default!, 'integer', 1, 0))).toThrow();
   });
 });
 

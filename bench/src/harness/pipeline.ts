@@ -14,6 +14,8 @@ export interface ThroughputPlan {
 
 export interface ThroughputOutcome {
   rate: number;
+  /** The warm-up round's rate: the cold figure, from the first message after start. */
+  warmRate: number;
   rates: number[];
   perRound: number;
   failed: number;
@@ -53,6 +55,7 @@ export async function pipelineThroughput(
     const rates = await timedRounds(producer, ack, { warmup: 0, n: perRound, rounds: plan.rounds, label });
     outcome = {
       rate: median(rates),
+      warmRate,
       rates,
       perRound,
       failed: ack.failed,

@@ -42,6 +42,7 @@ interface Running {
   producer: GatedProducer;
   ack: CountingAck;
   rates: number[];
+  warmRate: number;
 }
 
 async function start(runtime: Runtime, data: string[]): Promise<Running> {
@@ -57,7 +58,7 @@ async function start(runtime: Runtime, data: string[]): Promise<Running> {
   const t0 = performance.now();
   const pipeline = await Pipeline.start(options);
   log('readme-pattern', `${runtime}: started in ${(performance.now() - t0).toFixed(0)} ms`);
-  return { runtime, pipeline, producer, ack, rates: [] };
+  return { runtime, pipeline, producer, ack, rates: [], warmRate: 0 };
 }
 
 const readmePattern: Scenario = async ({ quick }) => {
@@ -76,6 +77,7 @@ const readmePattern: Scenario = async ({ quick }) => {
       await timedRounds(r.producer, r.ack, { warmup, n: 0, rounds: 0 });
       const rate = warmup / ((performance.now() - t0) / 1000);
       fastest = Math.max(fastest, rate);
+      r.warmRate = rate;
       log('readme-pattern', `${r.runtime} warm-up: ${warmup.toLocaleString('en-US')} msgs at ${fmtRate(rate)}`);
     }
     const perRound = Math.ceil(Math.min(2_000_000, Math.max(20_000, fastest * roundSeconds)) / 1000) * 1000;
@@ -91,6 +93,7 @@ const readmePattern: Scenario = async ({ quick }) => {
     for (const r of runs) {
       const outcome = {
         rate: median(r.rates),
+        warmRate: r.warmRate,
         rates: r.rates,
         perRound,
         failed: r.ack.failed,
