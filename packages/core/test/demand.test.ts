@@ -236,16 +236,21 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
   test('packed: while the work is light both slots run their tasks on one thread, the other sleeps; heavy work spreads them again', async () => {
     const rec = new AckRecorder();
     const log = tmpLog();
-    const opts = h.options({ context: { log } }, { concurrency: 2, maxDemand: 10, minDemand: 5 });
+    // partitionBy keeps one task per slot in flight whatever the slots measure, so a wave is two
+    // tasks at once (one per slot): on a slow machine a slot with a user-set maxDemand alone may
+    // keep two tasks, four a wave, more than one thread holds (CI saw 0 of 110 waves on one thread)
+    const opts = h.options({ context: { log } }, { concurrency: 2, maxDemand: 10, minDemand: 5, partitionBy: (m: any) => m.data.id % 2 });
     const p = await h.start(opts);
     expect(p.topology().processors[0]!.packed).toBe(false);
-    // waves of 20 cheap messages: each slot gets its 10, so both have a task at once
+    // waves of 20 cheap messages, 10 a slot, with a pause after each so that the measured load
+    // stays far under the packing threshold even when the machine is slow
     let next = 0;
     const wave = async () => {
       const from = next;
       next += 20;
       p.push(rec.messages(ids(from, 20)));
       await rec.waitForCount(next, 30_000);
+      await sleep(5);
       return from;
     };
     for (let round = 0; round < 400 && !p.topology().processors[0]!.packed; round++) await wave();
@@ -259,6 +264,7 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
     };
     let first = await wave();
     for (let round = 0; round < 100 && threadsOf(first) !== 1; round++) first = await wave();
+    expect(threadsOf(first)).toBe(1);
     const waves: number[] = [];
     for (let round = 0; round < 10; round++) waves.push(await wave());
     expect(waves.filter((from) => threadsOf(from) === 1).length).toBeGreaterThanOrEqual(9);
