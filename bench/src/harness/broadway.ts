@@ -14,7 +14,7 @@ import type { PipelineOptions } from '@throughway/core';
 import type { BenchResult, ScenarioOptions } from '../scenario.js';
 import { makePayloads } from '../fixtures/payloads.js';
 import { log } from './measure.js';
-import { callNote, demandNote, failureNote, joinNotes, pipelineThroughput } from './pipeline.js';
+import { callNote, demandNote, failureNote, joinNotes, pipelineThroughput, warmNote } from './pipeline.js';
 
 export interface BroadwayConfig {
   /** Scenario module suffix and row label. */
@@ -61,8 +61,9 @@ const BROADWAY_KIND: Record<DataKind, string> = { integer: 'int', '200-byte JSON
 
 /**
  * Broadway's median for one configuration and kind of data, measured now: `THROUGHWAY_BROADWAY`
- * is a command run as `<command> <configuration 1-4> <int|string|map> <rounds> <warm-up>` (messages
- * acked before its clock starts) whose last line of output holds the median in msg/s as its last number (`median: 930,614 msg/s`, say).
+ * is a command run as `<command> <configuration 1-4> <int|string|map> <rounds> <warm-up>` (the
+ * messages acked before its clock starts) whose last line of output holds the median in msg/s as
+ * its last number (`median: 930,614 msg/s`, say).
  * Undefined when the variable is unset; a command that fails or prints no figure fails the
  * scenario (a comparison silently against the old figure would mislead).
  */
@@ -115,7 +116,7 @@ export async function broadwayRows(key: string, { quick }: ScenarioOptions): Pro
           `processors concurrency 2; median of ${o.rates.length} rounds of ${o.perRound.toLocaleString('en-US')}`,
           demandNote(o.topology),
           callNote(o),
-          `warm-up (first ${plan.warmup.toLocaleString('en-US')}) at ${(o.warmRate / 1e6).toFixed(2)}M msg/s`,
+          warmNote(o, plan.warmup),
           failureNote(o),
           now === undefined ? '' : `${(o.rate / config.broadway).toFixed(2)}× issue 10's figure (${(config.broadway / 1e6).toFixed(2)}M)`,
         ),

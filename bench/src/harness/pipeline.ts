@@ -88,6 +88,11 @@ export function failureNote(o: { failed: number; firstFailure: unknown; unacked:
   return parts.join('; ');
 }
 
+/** The warm-up's own rate: what the first messages after start ran at (the cold figure). */
+export function warmNote(o: ThroughputOutcome, warmup: number): string {
+  return `warm-up (first ${warmup.toLocaleString('en-US')}) at ${(o.warmRate / 1e6).toFixed(2)}M msg/s`;
+}
+
 export function callNote(o: ThroughputOutcome): string {
   const p = (o.stats as PipelineStats | undefined)?.processors;
   return p && p.calls ? `${(p.messages / p.calls).toFixed(0)} msgs per processor call` : '';

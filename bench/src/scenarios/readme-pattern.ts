@@ -16,7 +16,7 @@ import { Pipeline, createMessage, type PipelineOptions } from '@throughway/core'
 import type { BenchResult, Scenario } from '../scenario.js';
 import { CountingAck, GatedProducer, fmtRate, log, median, timedRounds } from '../harness/measure.js';
 import { makePayload } from '../fixtures/payloads.js';
-import { callNote, demandNote, failureNote, joinNotes, type ThroughputOutcome } from '../harness/pipeline.js';
+import { callNote, demandNote, failureNote, joinNotes, warmNote, type ThroughputOutcome } from '../harness/pipeline.js';
 
 const handlers = new URL('../fixtures/readme-handler.js', import.meta.url);
 const SCENARIO = 'README pattern (parse, putData object, putBatchKey, batchSize 100)';
@@ -119,14 +119,14 @@ const readmePattern: Scenario = async ({ quick }) => {
         ratio: median(threads.rates.map((t, i) => t / inline.rates[i]!)),
         target: '>= 1× inline',
         met: median(threads.rates.map((t, i) => t / inline.rates[i]!)) >= 1 && threads.failed === 0 && threads.unacked === 0,
-        note: joinNotes(common, range(threads), demandNote(threads.topology), callNote(threads), failureNote(threads)),
+        note: joinNotes(common, range(threads), warmNote(threads, warmup), demandNote(threads.topology), callNote(threads), failureNote(threads)),
       },
       {
         scenario: SCENARIO,
         case: 'inline',
         value: inline.rate,
         unit: 'msg/s',
-        note: joinNotes(common, range(inline), demandNote(inline.topology), failureNote(inline)),
+        note: joinNotes(common, range(inline), warmNote(inline, warmup), demandNote(inline.topology), failureNote(inline)),
       },
     ];
     return results;
