@@ -233,6 +233,35 @@ describe('threads: tasks in flight with a user-set maxDemand', () => {
     expect(rec.failedIds()).toEqual([]);
   });
 
+  test('with a batcher, a "flush" message emits its batch at the end of its own call, not of the task that carried the call', async () => {
+    const rec = new AckRecorder();
+    let emitted = 0;
+    const producer = {
+      handleDemand(n: number) {
+        const k = Math.min(n, LIMIT - emitted);
+        return Array.from({ length: k }, () => {
+          const id = emitted++;
+          return rec.message(id % 5 === 2 ? { id, mode: 'flush' } : { id });
+        });
+      },
+    };
+    const opts = h.options(
+      { producer: { module: producer }, batchers: { default: { concurrency: 1, batchSize: 100, batchTimeout: 20_000 } } },
+      { concurrency: 1, maxDemand: 10, minDemand: 5 },
+    );
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    const sawOne = await sawOneTask(rec, p);
+    expect(sawOne).toBe(true);
+    expect(p.stats().processors.tasks).toBeLessThan(60);
+    // each call of 5 holds one 'flush' message: its batch is that call's 5, though most tasks
+    // carried two calls, and no batch waited for batchTimeout
+    expect(tel.processorSizes()).toEqual(Array(80).fill(5));
+    const batches = tel.batches();
+    expect(batches.map((b) => [b.ids, b.trigger])).toEqual(Array.from({ length: 80 }, (_, c) => [ids(c * 5, 5), 'flush']));
+    expect(rec.failedIds()).toEqual([]);
+  });
+
   test('packed: while the work is light both slots run their tasks on one thread, the other sleeps; heavy work spreads them again', async () => {
     const rec = new AckRecorder();
     const log = tmpLog();

@@ -68,9 +68,9 @@ export class BatcherStage implements BatchSink {
   #pendingCount = 0;
   #queuedCount = 0;
   /**
-   * Slots given batches during the current processor call's messages: they are started at its
-   * end, so that a call's batches (say 40 of a 4,000-message call) go in one thread hop, not
-   * the first alone, the second alone and the rest after those two came back.
+   * Slots given batches during the current processor task's messages: they are started at its
+   * end (`send`), so that a task's batches (say 40 of a 4,000-message call) go in one thread hop,
+   * not the first alone, the second alone and the rest after those two came back.
    */
   #slotsToRun = new Set<number>();
   /**
@@ -134,19 +134,19 @@ export class BatcherStage implements BatchSink {
     if (p.messages.length >= this.options.batchSize) this.#emit(key, p, 'size', false);
   }
 
-  /**
-   * The end of one processor call's messages: batches holding a 'flush' message are emitted,
-   * and every slot given batches during the call starts on them.
-   */
+  /** The end of one processor call's messages: batches holding a 'flush' message are emitted. */
   endOfChunk(): void {
-    if (this.#flushKeys.length > 0) {
-      const keys = this.#flushKeys;
-      this.#flushKeys = [];
-      for (const key of keys) {
-        const p = this.#pending.get(key);
-        if (p?.flush) this.#emit(key, p, 'flush', false);
-      }
+    if (this.#flushKeys.length === 0) return;
+    const keys = this.#flushKeys;
+    this.#flushKeys = [];
+    for (const key of keys) {
+      const p = this.#pending.get(key);
+      if (p?.flush) this.#emit(key, p, 'flush', false);
     }
+  }
+
+  /** Every slot given batches since the last `send` starts on them. */
+  send(): void {
     if (this.#slotsToRun.size === 0) return;
     const slots = [...this.#slotsToRun];
     this.#slotsToRun.clear();
@@ -162,7 +162,7 @@ export class BatcherStage implements BatchSink {
     for (const p of this.#pending.values()) clearTimeout(p.timer);
   }
 
-  /** `now`: start the slot at once; else at `endOfChunk`, which the caller promises to call. */
+  /** `now`: start the slot at once; else at `send`, which the caller promises to call. */
   #emit(key: unknown, p: Pending, trigger: BatchTrigger, now = true): void {
     if (this.#pending.get(key) !== p) return;
     clearTimeout(p.timer);

@@ -15,9 +15,12 @@ export interface BatchSink {
   add(message: MainMessage, ref: PayloadRef): void;
   /**
    * The end of one processor call's messages, due after every `add` of the call: batches
-   * holding a 'flush' message go now, and so do the batches the call filled.
+   * holding a 'flush' message are emitted now. They and the batches the call filled wait for
+   * `send`.
    */
   endOfChunk(): void;
+  /** Sends the batches emitted since the last `send` to their slots (see `ProcessorSlot.#finished`). */
+  send(): void;
 }
 
 /** Shared, mutable run state: set by the pipeline, read by every stage. */

@@ -185,16 +185,29 @@ export class ProcessorSlot implements DemandSink {
     const durationMs = started === 0 ? 0 : performance.now() - started;
     let busy = 0;
     let size = 0;
+    const touched = host.batchers === null ? null : new Set<BatchSink>();
     for (let c = 0; c < calls.length; c++) {
       const out = result.outputs[c]!;
-      completeCall(host, this.index, calls[c]!, out, result.refs[c], durationMs);
+      completeCall(host, this.index, calls[c]!, out, result.refs[c], durationMs, touched);
       busy += out.busyMs;
       size += out.size;
     }
     host.stats.busyMs += result.busyMs;
     if (this.#adaptive) this.#adapt(busy, size);
     if (this.#flexibleInFlight !== undefined) this.#chooseInFlight(busy, size);
+    // The batchers counted this task's batches already (room is checked as before); only the
+    // order of the two posts is chosen here. With another task of this slot still in flight, its
+    // thread has work: the batches go first, so the batch worker starts on them. With none, the
+    // thread waits for this slot's next task: it goes first, and the main thread copies and posts
+    // the batches while that thread wakes. Measured on Node 20 (`maxDemand: 100`, 2 batch slots,
+    // alternating runs): 200-byte strings 0.68-0.84M vs 0.59-0.81M msg/s (9 of 11 pairs faster),
+    // integers and objects within the noise. Sending the batches after the next task in every
+    // case cost the default demand (two tasks in flight) 5-12% (6 of 6 pairs): there the batch
+    // worker is what waits.
+    const batchesFirst = this.#inFlight > 0;
+    if (batchesFirst) send(touched);
     this.#usedAll(calls);
+    if (!batchesFirst) send(touched);
     host.progress();
   }
 
@@ -266,8 +279,13 @@ export class ProcessorSlot implements DemandSink {
   }
 }
 
+/** The batches emitted since the last send go to their workers (the batchers counted them already). */
+function send(touched: Set<BatchSink> | null): void {
+  if (touched !== null) for (const batcher of touched) batcher.send();
+}
+
 /** Applies one processor call's results on the main thread, then acks and routes. */
-function completeCall(host: StageHost, slot: number, messages: MainMessage[], out: CallOutput, refs: PayloadRef[] | undefined, durationMs: number): void {
+function completeCall(host: StageHost, slot: number, messages: MainMessage[], out: CallOutput, refs: PayloadRef[] | undefined, durationMs: number, touched: Set<BatchSink> | null): void {
   const size = messages.length;
   const applied = applyOutput(host, 'processor', messages, out, refs, { slot });
   const { successful, failed } = applied;
@@ -283,16 +301,19 @@ function completeCall(host: StageHost, slot: number, messages: MainMessage[], ou
   } else {
     if (failed.length > 0) host.acker.ack('processor', [], failed);
     stats.finish(failed.length);
-    const touched = new Set<BatchSink>();
+    const chunk = new Set<BatchSink>();
     for (let i = 0; i < size; i++) {
       const m = messages[i]!;
       // A failed configureAck may have failed a message after it was processed.
       if (m.status.kind !== 'ok') continue;
       const batcher = host.batchers.get(m.batcher)!;
       batcher.add(m, applied.refs![i]!);
-      touched.add(batcher);
+      chunk.add(batcher);
     }
-    for (const batcher of touched) batcher.endOfChunk();
+    for (const batcher of chunk) {
+      batcher.endOfChunk();
+      touched!.add(batcher);
+    }
   }
 
   if (channels.processor.hasSubscribers) {
