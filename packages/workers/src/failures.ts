@@ -13,13 +13,15 @@ export function failureKey(stage: string, error: SerializedError): string {
 
 /** Groups the unasked-for failures of one call or batch, so each distinct error crosses once. */
 export class FailureCollector {
-  #reports = new Map<string, FailureReport>();
+  /** Made on the first failure: every call and batch has a collector, few have a failure. */
+  #reports: Map<string, FailureReport> | undefined;
 
   add(stage: FailureReport['stage'], error: SerializedError, count: number, extra?: Pick<FailureReport, 'batcher' | 'batchKey'>): void {
     const key = failureKey(stage, error);
-    const known = this.#reports.get(key);
+    const reports = (this.#reports ??= new Map());
+    const known = reports.get(key);
     if (known) known.count += count;
-    else this.#reports.set(key, { stage, error, count, ...extra });
+    else reports.set(key, { stage, error, count, ...extra });
   }
 
   /** A callback returned something it must not: reported as an error of that type. */
@@ -31,6 +33,6 @@ export class FailureCollector {
   }
 
   reports(): FailureReport[] | undefined {
-    return this.#reports.size > 0 ? [...this.#reports.values()] : undefined;
+    return this.#reports === undefined ? undefined : [...this.#reports.values()];
   }
 }

@@ -140,18 +140,32 @@ function collect(
   const out: CallOutput = { size, busyMs: 0 };
   if (!allOk) out.statuses = statuses as MessageStatus[];
   if (routed && size > 0) {
-    const batchers: string[] = new Array(size);
-    const batchKeys: unknown[] = new Array(size);
-    const batchModes: BatchMode[] = new Array(size);
-    for (let i = 0; i < size; i++) {
+    // Almost always one batcher, one key and one mode for the whole call: checked first, so that
+    // the per-message arrays are made only when some message differs.
+    const { batcher, batchKey, batchMode } = final[0]!;
+    let uniform = true;
+    for (let i = 1; i < size && uniform; i++) {
       const m = final[i]!;
-      batchers[i] = m.batcher;
-      batchKeys[i] = m.batchKey;
-      batchModes[i] = m.batchMode;
+      uniform = m.batcher === batcher && m.batchKey === batchKey && m.batchMode === batchMode;
     }
-    out.batchers = columnOf(batchers);
-    out.batchKeys = columnOf(batchKeys);
-    out.batchModes = columnOf(batchModes);
+    if (uniform) {
+      out.batchers = { all: batcher };
+      out.batchKeys = { all: batchKey };
+      out.batchModes = { all: batchMode };
+    } else {
+      const batchers: string[] = new Array(size);
+      const batchKeys: unknown[] = new Array(size);
+      const batchModes: BatchMode[] = new Array(size);
+      for (let i = 0; i < size; i++) {
+        const m = final[i]!;
+        batchers[i] = m.batcher;
+        batchKeys[i] = m.batchKey;
+        batchModes[i] = m.batchMode;
+      }
+      out.batchers = columnOf(batchers);
+      out.batchKeys = columnOf(batchKeys);
+      out.batchModes = columnOf(batchModes);
+    }
   }
   collectValues(out, final, (i) => routed && final[i]!.status.kind === 'ok', want);
   if (ackOps) out.ackOps = ackOps;

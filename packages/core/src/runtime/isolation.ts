@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError, type AckOp, type MessageStatus } from '@throughway/workers';
@@ -160,7 +161,7 @@ export class PoisonIsolation {
   #poolOrStart(): Piscina {
     if (this.#pool) return this.#pool;
     this.#pool = new Piscina({
-      filename: processorTaskUrl.href,
+      filename: fileURLToPath(processorTaskUrl),
       // Not 0: with no minimum, Piscina does not replace a dead thread for tasks already queued.
       minThreads: 1,
       maxThreads: 1,

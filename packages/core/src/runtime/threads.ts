@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError } from '@throughway/workers';
@@ -152,7 +153,9 @@ export class ThreadsRuntime implements PipelineRuntime {
       this.#batchThreads.set(b.name, threads);
     }
     this.#pool = new Piscina({
-      filename: processorTaskUrl.href,
+      // A path, not the URL: Piscina turns a `file:` URL into a path on every task (`new URL`
+      // and `fileURLToPath`, ~1 µs of the main thread per task).
+      filename: fileURLToPath(processorTaskUrl),
       minThreads: options.concurrency,
       maxThreads: options.concurrency,
       idleTimeout: 2 ** 31 - 1,

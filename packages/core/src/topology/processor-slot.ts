@@ -185,7 +185,7 @@ export class ProcessorSlot implements DemandSink {
     const durationMs = started === 0 ? 0 : performance.now() - started;
     let busy = 0;
     let size = 0;
-    const touched = host.batchers === null ? null : new Set<BatchSink>();
+    const touched: BatchSink[] | null = host.batchers === null ? null : [];
     for (let c = 0; c < calls.length; c++) {
       const out = result.outputs[c]!;
       completeCall(host, this.index, calls[c]!, out, result.refs[c], durationMs, touched);
@@ -200,7 +200,7 @@ export class ProcessorSlot implements DemandSink {
     // thread has work: the batches go first, so the batch worker starts on them. With none, the
     // thread waits for this slot's next task: it goes first, and the main thread copies and posts
     // the batches while that thread wakes. Measured on Node 20 (`maxDemand: 100`, 2 batch slots,
-    // alternating runs): 200-byte strings 0.68-0.84M vs 0.59-0.81M msg/s (9 of 11 pairs faster),
+    // alternating runs): 200-byte strings 0.68-0.84M vs 0.59-0.81M msg/s (8 of 10 pairs faster),
     // integers and objects within the noise. Sending the batches after the next task in every
     // case cost the default demand (two tasks in flight) 5-12% (6 of 6 pairs): there the batch
     // worker is what waits.
@@ -280,12 +280,12 @@ export class ProcessorSlot implements DemandSink {
 }
 
 /** The batches emitted since the last send go to their workers (the batchers counted them already). */
-function send(touched: Set<BatchSink> | null): void {
+function send(touched: BatchSink[] | null): void {
   if (touched !== null) for (const batcher of touched) batcher.send();
 }
 
 /** Applies one processor call's results on the main thread, then acks and routes. */
-function completeCall(host: StageHost, slot: number, messages: MainMessage[], out: CallOutput, refs: PayloadRef[] | undefined, durationMs: number, touched: Set<BatchSink> | null): void {
+function completeCall(host: StageHost, slot: number, messages: MainMessage[], out: CallOutput, refs: PayloadRef[] | undefined, durationMs: number, touched: BatchSink[] | null): void {
   const size = messages.length;
   const applied = applyOutput(host, 'processor', messages, out, refs, { slot });
   const { successful, failed } = applied;
@@ -301,18 +301,21 @@ function completeCall(host: StageHost, slot: number, messages: MainMessage[], ou
   } else {
     if (failed.length > 0) host.acker.ack('processor', [], failed);
     stats.finish(failed.length);
-    const chunk = new Set<BatchSink>();
+    // The batchers this call's messages went to (arrays, not sets: almost always one).
+    const chunk: BatchSink[] = [];
+    let last: BatchSink | undefined;
     for (let i = 0; i < size; i++) {
       const m = messages[i]!;
       // A failed configureAck may have failed a message after it was processed.
       if (m.status.kind !== 'ok') continue;
       const batcher = host.batchers.get(m.batcher)!;
       batcher.add(m, applied.refs![i]!);
-      chunk.add(batcher);
+      if (batcher !== last && !chunk.includes(batcher)) chunk.push(batcher);
+      last = batcher;
     }
     for (const batcher of chunk) {
       batcher.endOfChunk();
-      touched!.add(batcher);
+      if (!touched!.includes(batcher)) touched!.push(batcher);
     }
   }
 
