@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { AckRecorder, captureLogger, readLog, statusText, tmpLog, useHarness } from './helpers.js';
+import { AckRecorder, captureLogger, readLog, statusText, tmpLog, useHarness, waitFor } from './helpers.js';
 
 describe('threads runtime: failures', () => {
   const h = useHarness('threads');
@@ -83,6 +83,38 @@ describe('threads runtime: failures', () => {
     expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
     expect(Date.now() - t1, 'stop() after a thread died (processor concurrency 2)').toBeLessThan(3000);
   });
+
+  // A thread that dies holding no task: its task's messages were acked as they were, the death is
+  // logged once (with its cause), and the next call runs on the replacement thread.
+  for (const [die, cause] of [
+    ['uncaughtLater', /uncaught after 2/],
+    ['exitLater', /exited with code: 7/],
+  ] as const) {
+    test(`a thread that dies between tasks (${die}): logged once with its cause, nothing failed, replaced`, async () => {
+      const rec = new AckRecorder();
+      const log = tmpLog();
+      const cap = captureLogger();
+      const p = await h.start(h.options({ context: { log }, logger: cap.logger }, { concurrency: 1, maxDemand: 6, minDemand: 3 }));
+      p.push(rec.messages([1, { id: 2, die }, 3]));
+      await rec.waitForCount(3, 15_000);
+      expect(rec.shape()).toEqual([[[1, 2, 3], []]]);
+      await waitFor(() => cap.lines.some((l) => l.level >= 50 && /between tasks/.test(l.msg)), 'the idle death logged', 15_000);
+      const deaths = cap.lines.filter((l) => l.level >= 50 && /processor thread/.test(l.msg));
+      expect(deaths.length).toBe(1);
+      expect(deaths[0].msg).toBe('a processor thread died between tasks; it is replaced');
+      expect(deaths[0].err.message).toMatch(cause);
+      expect(p.stats().processors.threadDeaths).toBe(1);
+      p.push(rec.messages([4, 5]));
+      await rec.waitForCount(5, 30_000);
+      expect(rec.shape()[1]).toEqual([[4, 5], []]);
+      const lines = readLog(log);
+      const first = lines.find((l) => l.ev === 'message' && l.id === 1)!.tid;
+      const later = lines.find((l) => l.ev === 'message' && l.id === 4)!.tid;
+      expect(later, 'a new thread').not.toBe(first);
+      expect((await p.stop({ timeout: 10_000 })).unacked).toBe(0);
+      expect(cap.lines.filter((l) => l.level >= 50 && /processor thread/.test(l.msg)).length, 'no death at stop').toBe(1);
+    });
+  }
 
   test('a batch worker that dies fails its batch, is replaced, and the batcher goes on', async () => {
     const rec = new AckRecorder();

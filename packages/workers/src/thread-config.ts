@@ -11,6 +11,30 @@ export interface ProcessorThreadConfig {
   batchers: string[] | null;
   /** BroadcastChannel name on which the coordinator asks every thread to tear down. */
   channel: string;
+  /**
+   * The thread opens a port of its own for tasks and sends it to the coordinator (a
+   * `TaskPortHello` through `parentPort`), which then posts its tasks there instead of through
+   * Piscina. Only the main pool's threads: the isolation pool keeps Piscina's path.
+   */
+  taskPort?: boolean;
+}
+
+/** A processor thread's first message to the coordinator: its own port for tasks. */
+export interface TaskPortHello {
+  throughwayTaskPort: import('node:worker_threads').MessagePort;
+  threadId: number;
+}
+
+/** A task on a thread's own port, and its answer (`error` when the task threw). */
+export interface PortTask {
+  id: number;
+  task: ProcessorTask;
+}
+
+export interface PortAnswer {
+  id: number;
+  result?: ProcessorTaskResult | DescribeResult;
+  error?: unknown;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { BroadcastChannel } from 'node:worker_threads';
+import { BroadcastChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError } from '@throughway/workers';
 import type { HandlerShape } from '@throughway/workers';
@@ -7,6 +7,7 @@ import { warnSqliteThreadHazard } from '@throughway/workers/internal';
 import {
   processorTaskUrl,
   reviveError,
+  reviveThrown,
   type DescribeResult,
   concatBatches,
   type EncodedBatch,
@@ -14,6 +15,10 @@ import {
   type ProcessorThreadConfig,
   datasAsJson,
   type CallInput,
+  type PortAnswer,
+  type PortTask,
+  type ProcessorTask,
+  type TaskPortHello,
   type WireCall,
 } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
@@ -25,9 +30,78 @@ import { SliceRef, slicesOf } from './slice-ref.js';
 
 let nextChannel = 0;
 
-type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
-/** A Piscina thread as its load balancer sees it. */
-type PiscinaWorker = Parameters<LoadBalancer>[1][number];
+/** A task on a thread's port, waiting for its answer. */
+interface PortCall {
+  resolve(result: ProcessorTaskResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * A processor thread's own port for tasks (see `openTaskPort` in the task module): Piscina starts,
+ * replaces and ends the thread, and the coordinator posts tasks here. Each answer is matched to its
+ * task by id. When the thread ends (its Worker's 'exit', which comes after its 'error' and after
+ * the port closes), `onExit` learns what it held; the error that ended it, if any, is its cause.
+ */
+class TaskPort {
+  readonly threadId: number;
+  /** The error that ended the thread (an uncaught exception, running out of memory). */
+  cause?: Error;
+  #port: MessagePort;
+  #calls = new Map<number, PortCall>();
+  #nextId = 0;
+  #closed = false;
+
+  constructor(hello: TaskPortHello, worker: Worker, onAnswer: () => void, onExit: (port: TaskPort, code: number) => void) {
+    this.threadId = hello.threadId;
+    this.#port = hello.throughwayTaskPort;
+    this.#port.on('message', ({ id, result, error }: PortAnswer) => {
+      const call = this.#calls.get(id);
+      if (!call) return;
+      this.#calls.delete(id);
+      // Nothing in flight: the port must not keep the process alive (a pipeline stopped, or idle,
+      // with nothing else to wait for, lets it end).
+      if (this.#calls.size === 0) this.#port.unref();
+      if (error !== undefined) call.reject(reviveThrown(error as Parameters<typeof reviveThrown>[0]));
+      else call.resolve(result as ProcessorTaskResult);
+      onAnswer();
+    });
+    this.#port.unref();
+    worker.on('error', (error) => (this.cause = error));
+    worker.once('exit', (code) => onExit(this, code));
+  }
+
+  /** No more tasks: the thread is gone or going. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Tasks posted and not answered yet. */
+  get usage(): number {
+    return this.#calls.size;
+  }
+
+  /** Throws as `postMessage` does (a DataCloneError) when the task cannot be copied. */
+  post(task: ProcessorTask, call: PortCall): void {
+    const id = this.#nextId++;
+    this.#port.postMessage({ id, task } satisfies PortTask);
+    if (this.#calls.size === 0) this.#port.ref();
+    this.#calls.set(id, call);
+  }
+
+  /** The thread is gone: every task it held rejects with `error` (one error: one death). */
+  die(error: Error): number {
+    const calls = [...this.#calls.values()];
+    this.#calls.clear();
+    this.close();
+    for (const call of calls) call.reject(error);
+    return calls.length;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#port.close();
+  }
+}
 
 /**
  * V8 14 (Node 26) made JSON.stringify fast: for a call of 50 ~200-byte objects the main thread
@@ -123,6 +197,12 @@ export class ThreadsRuntime implements PipelineRuntime {
   /** Piscina rejects every task of a dead thread with the same error: one death, counted once. */
   #deaths = new WeakSet<object>();
   #stopping = false;
+  /** The threads' own ports for tasks, in the order they came up. */
+  #ports: TaskPort[] = [];
+  /** Tasks waiting for a thread with room (none has come up yet, or all are full). */
+  #waiting: { task: ProcessorTask; call: PortCall }[] = [];
+  /** Errors that ended a thread whose port settles its death (`#threadExited`): not idle deaths. */
+  #claimed = new WeakSet<object>();
   /** Tasks go to the busiest thread with room (see PACK_BELOW_LOAD), not the idlest. */
   #packed = false;
   #windowStart = performance.now();
@@ -162,13 +242,12 @@ export class ThreadsRuntime implements PipelineRuntime {
       // A second task waits inside the thread, so it starts as soon as the first ends instead of
       // after a round trip through the main thread's event loop.
       concurrentTasksPerWorker: TASKS_PER_THREAD,
-      loadBalancer: (_task, workers) => this.#pickThread(workers),
       // Handlers may hold sockets and timers; Atomics.wait between tasks would freeze them.
       atomics: 'disabled',
       // Piscina's run/wait-time histograms cost a clock read and a record per task on both
       // sides; nothing reads them (stats().processors.load comes from the task's own clock).
       recordTiming: false,
-      workerData: this.#config,
+      workerData: { ...this.#config, taskPort: true } satisfies ProcessorThreadConfig,
       resourceLimits: options.resourceLimits,
       // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
       // the thread; passed explicitly, V8 flags such as --max-semi-space-size would be refused.
@@ -182,7 +261,31 @@ export class ThreadsRuntime implements PipelineRuntime {
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
       options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
     };
-    this.#pool.on('error', onIdleDeath);
+    this.#pool.on('message', (hello: TaskPortHello) => {
+      if (!hello?.throughwayTaskPort || this.#stopping) return;
+      const worker = this.#pool.threads.find((t) => t.threadId === hello.threadId);
+      if (!worker) {
+        hello.throughwayTaskPort.close();
+        return;
+      }
+      const port = new TaskPort(
+        hello,
+        worker,
+        () => this.#drain(),
+        (gone, code) => this.#threadExited(gone, code, onIdleDeath),
+      );
+      worker.on('error', (error) => this.#claimed.add(error));
+      this.#ports.push(port);
+      this.#drain();
+    });
+    // A thread that dies with none of Piscina's own tasks: Piscina emits the error that ended it
+    // (before the thread's own 'error' listeners run). A thread with a port reports its death
+    // when it exits (`#threadExited`); only a thread without one is reported here.
+    this.#pool.on('error', (error: unknown) => {
+      setImmediate(() => {
+        if (!(typeof error === 'object' && error !== null && this.#claimed.has(error))) onIdleDeath(error);
+      });
+    });
     this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath, threadsSeen: this.#threadsSeen });
   }
 
@@ -191,19 +294,58 @@ export class ThreadsRuntime implements PipelineRuntime {
     return this.#packed;
   }
 
-  /** Piscina's choice of thread for a task: the idlest with room, or (packed) the busiest. */
-  #pickThread(workers: PiscinaWorker[]): PiscinaWorker | null {
-    let pick: PiscinaWorker | null = null;
+  /** The port for the next task: the idlest thread with room, or (packed) the busiest. */
+  #pickPort(): TaskPort | undefined {
+    let pick: TaskPort | undefined;
     let usage = this.#packed ? -1 : TASKS_PER_THREAD;
-    for (const worker of workers) {
-      const u = worker.currentUsage;
+    for (const port of this.#ports) {
+      const u = port.usage;
       if (u >= TASKS_PER_THREAD) continue;
       if (this.#packed ? u > usage : u < usage) {
-        pick = worker;
+        pick = port;
         usage = u;
       }
     }
     return pick;
+  }
+
+  /** Posts a task to a thread with room, or queues it until one has. */
+  #post(task: ProcessorTask): Promise<ProcessorTaskResult> {
+    return new Promise<ProcessorTaskResult>((resolve, reject) => {
+      const call = { resolve, reject };
+      const port = this.#waiting.length === 0 ? this.#pickPort() : undefined;
+      if (port) port.post(task, call);
+      else this.#waiting.push({ task, call });
+    });
+  }
+
+  /** Waiting tasks go out, in order, while some thread has room. */
+  #drain(): void {
+    while (this.#waiting.length > 0) {
+      const port = this.#pickPort();
+      if (!port) return;
+      const { task, call } = this.#waiting.shift()!;
+      try {
+        port.post(task, call);
+      } catch (error) {
+        call.reject(error);
+      }
+    }
+  }
+
+  /**
+   * A processor thread ended. The tasks its port held reject with the error that ended it (or its
+   * exit code), so that `runCalls` retries their messages one at a time; a thread that held none
+   * is an idle death, an exit included (Piscina reported only those an error ended). Piscina
+   * starts the replacement, whose port comes with its first message.
+   */
+  #threadExited(port: TaskPort, code: number, onIdleDeath: (error: unknown) => void): void {
+    const at = this.#ports.indexOf(port);
+    if (at >= 0) this.#ports.splice(at, 1);
+    if (this.#stopping || port.closed) return;
+    const error = port.cause ?? new Error(`worker exited with code: ${code}`);
+    if (port.die(error) === 0) onIdleDeath(error);
+    this.#drain();
   }
 
   /**
@@ -259,7 +401,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     const inputs = calls.map((call) => toCallInput(call, true));
     this.#taskStarted();
     try {
-      result = (await this.#pool.run({ kind: 'calls', calls: inputs.map(toWire) })) as ProcessorTaskResult;
+      result = await this.#post({ kind: 'calls', calls: inputs.map(toWire) });
     } catch (error) {
       this.#taskEnded();
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
@@ -313,6 +455,10 @@ export class ThreadsRuntime implements PipelineRuntime {
   async stop(graceful: boolean): Promise<void> {
     if (graceful) await this.#teardownProcessors();
     this.#stopping = true;
+    // Tasks still held reject as Piscina's did when destroyed: `runCalls` sees the stop.
+    const stopped = new ThroughwayError('ERR_THROUGHWAY_STOPPED', 'the pipeline stopped before the task ended');
+    for (const port of this.#ports.splice(0)) port.die(stopped);
+    for (const { call } of this.#waiting.splice(0)) call.reject(stopped);
     const batchThreads = [...this.#batchThreads.values()].flat();
     await Promise.all([this.#pool.destroy(), this.#isolation.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
   }
