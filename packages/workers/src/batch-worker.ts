@@ -1,8 +1,9 @@
 /**
- * A batch worker: one long-lived thread per batcher slot, driven over comlink. It runs `setup`
- * once (so it can hold a database connection for its life) and then one batch at a time.
+ * A batch worker: one long-lived thread per batcher slot, set up and torn down over comlink, fed
+ * batches on a port of its own. It runs `setup` once (so it can hold a database connection for its
+ * life) and then one batch at a time.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { runBatch } from './batch-runner.js';
@@ -11,7 +12,7 @@ import { initHandlers } from './load-handlers.js';
 import { serializeError } from './errors.js';
 import { decodeValues, encodeValues } from './payload-codec.js';
 import type { BatchItem, ProcessedValue } from './runner-types.js';
-import type { BatchThreadConfig, BatchWorkerApi, EncodedBatch, EncodedBatchOutput } from './thread-config.js';
+import type { BatchPortAnswer, BatchPortRun, BatchThreadConfig, BatchWorkerApi, EncodedBatch, EncodedBatchOutput } from './thread-config.js';
 
 let handlers: PipelineHandlers | undefined;
 let context: unknown;
@@ -23,6 +24,8 @@ let tail: Promise<unknown> = Promise.resolve();
 const api: BatchWorkerApi = {
   async init(config: BatchThreadConfig) {
     progress = config.progress;
+    // Batches may come as soon as init answers: the port listens first.
+    config.port?.on('message', onRun);
     try {
       ({ handlers, context } = await initHandlers(config.handlers, config.context, { kind: 'batcher', batcher: config.batcher, slot: config.slot }));
     } catch (error) {
@@ -30,34 +33,45 @@ const api: BatchWorkerApi = {
     }
     return { shape: shapeOf(handlers) };
   },
-  run(batches: EncodedBatch[]) {
-    const result = tail.then(async () => {
-      const outputs: EncodedBatchOutput[] = [];
-      const buffers: ArrayBuffer[] = [];
-      for (const batch of batches) {
-        if (progress) Atomics.add(progress, 0, 1);
-        const out: EncodedBatchOutput & { values?: ProcessedValue[] } = await runEncoded(batch);
-        if (progress) Atomics.add(progress, 1, 1);
-        if (out.values) {
-          const encoded = encodeValues(out.values);
-          delete out.values;
-          out.buffer = encoded.buffer;
-          out.offsets = encoded.offsets;
-          buffers.push(encoded.buffer.buffer as ArrayBuffer, encoded.offsets.buffer as ArrayBuffer);
-        }
-        outputs.push(out);
-      }
-      // Moved, not copied: the main thread decodes a value only where an acknowledger reads it.
-      return buffers.length > 0 ? Comlink.transfer(outputs, buffers) : outputs;
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  },
   async teardown() {
     await tail;
     await handlers?.teardown?.(context);
   },
 };
+
+/** A run from the coordinator's port: its outputs go back on the same port, their buffers moved. */
+function onRun(this: MessagePort, { id, batches }: BatchPortRun): void {
+  const port = this;
+  run(batches).then(
+    ({ outputs, buffers }) => port.postMessage({ id, outputs } satisfies BatchPortAnswer, buffers),
+    (error: unknown) => port.postMessage({ id, error: serializeError(error) } satisfies BatchPortAnswer),
+  );
+}
+
+/** Runs the batches one after another, in order; one post carries many batches. */
+function run(batches: EncodedBatch[]): Promise<{ outputs: EncodedBatchOutput[]; buffers: ArrayBuffer[] }> {
+  const result = tail.then(async () => {
+    const outputs: EncodedBatchOutput[] = [];
+    const buffers: ArrayBuffer[] = [];
+    for (const batch of batches) {
+      if (progress) Atomics.add(progress, 0, 1);
+      const out: EncodedBatchOutput & { values?: ProcessedValue[] } = await runEncoded(batch);
+      if (progress) Atomics.add(progress, 1, 1);
+      if (out.values) {
+        const encoded = encodeValues(out.values);
+        delete out.values;
+        out.buffer = encoded.buffer;
+        out.offsets = encoded.offsets;
+        buffers.push(encoded.buffer.buffer as ArrayBuffer, encoded.offsets.buffer as ArrayBuffer);
+      }
+      outputs.push(out);
+    }
+    // Moved, not copied: the main thread decodes a value only where an acknowledger reads it.
+    return { outputs, buffers };
+  });
+  tail = result.catch(() => undefined);
+  return result;
+}
 
 function runEncoded(batch: EncodedBatch) {
   const values = decodeValues(batch);

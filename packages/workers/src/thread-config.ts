@@ -75,6 +75,25 @@ export interface BatchThreadConfig {
    * thread dies, it tells which batch was running (the culprit) and which had not started.
    */
   progress?: Int32Array;
+  /**
+   * The port batches come on (`BatchPortRun`) and their outputs go back on (`BatchPortAnswer`):
+   * comlink carries `init` and `teardown`, this port the hot path (comlink's per-call work, an id
+   * string and a listener per call, was ~5% of the coordinator's thread with a batch per 100
+   * messages).
+   */
+  port?: import('node:worker_threads').MessagePort;
+}
+
+/** Batches to run, one after another, in order. */
+export interface BatchPortRun {
+  id: number;
+  batches: EncodedBatch[];
+}
+
+export interface BatchPortAnswer {
+  id: number;
+  outputs?: EncodedBatchOutput[];
+  error?: import('./errors.js').SerializedError;
 }
 
 export interface EncodedBatch {
@@ -94,7 +113,5 @@ export type EncodedBatchOutput = Omit<import('./runner-types.js').BatchOutput, '
 export interface BatchWorkerApi {
   /** Errors come back as data (`initError`): comlink would drop their code. */
   init(config: BatchThreadConfig): Promise<{ shape?: import('./define-pipeline.js').HandlerShape; initError?: import('./errors.js').SerializedError }>;
-  /** Runs the batches one after another, in order; one post carries many batches. */
-  run(batches: EncodedBatch[]): Promise<EncodedBatchOutput[]>;
   teardown(): Promise<void>;
 }

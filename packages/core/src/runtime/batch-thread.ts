@@ -1,8 +1,8 @@
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError, type HandlerShape } from '@throughway/workers';
-import { batchWorkerUrl, reviveError, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
+import { batchWorkerUrl, reviveError, reviveThrown, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
 
 /**
  * The rejection of a `run` whose thread died: `culprit` is the index (in that run) of the batch
@@ -22,6 +22,7 @@ interface Run {
   /** Position of the run's first batch among the batches sent to the current thread. */
   base: number;
   size: number;
+  resolve(outputs: EncodedBatchOutput[]): void;
   reject(error: Error): void;
 }
 
@@ -39,7 +40,10 @@ export class BatchThread {
   #ready?: Promise<HandlerShape>;
   /** Rejecters of the calls in flight: a death rejects every one of them. */
   #inFlight = new Set<(error: Error) => void>();
-  #runs = new Set<Run>();
+  /** Runs posted on the current thread's port, by id, until their answer comes. */
+  #runs = new Map<number, Run>();
+  #nextRun = 0;
+  #port?: MessagePort;
   /** Batches sent to the current thread. */
   #sent = 0;
   #closing = false;
@@ -55,8 +59,23 @@ export class BatchThread {
     const worker = new Worker(batchWorkerUrl, { resourceLimits: this.#resourceLimits });
     const api = Comlink.wrap<BatchWorkerApi>(nodeEndpoint(worker));
     const progress = new Int32Array(new SharedArrayBuffer(8));
+    // Batches go on a port of their own (see BatchThreadConfig.port); comlink carries init and teardown.
+    const { port1: port, port2 } = new MessageChannel();
+    // This thread's runs: answers it posted before dying still find theirs after 'exit' (below).
+    const runs = new Map<number, Run>();
+    port.on('message', ({ id, outputs, error }: BatchPortAnswer) => {
+      const run = runs.get(id);
+      if (!run) return;
+      runs.delete(id);
+      if (error) run.reject(reviveThrown(error));
+      else run.resolve(outputs!);
+    });
+    // The worker itself keeps the process alive while the pipeline runs; `stop` ends both.
+    port.unref();
     this.#worker = worker;
     this.#api = api;
+    this.#port = port;
+    this.#runs = runs;
     this.#sent = 0;
     let lastError: Error | undefined;
     worker.on('error', (error) => (lastError = error));
@@ -65,24 +84,28 @@ export class BatchThread {
       this.#worker = undefined;
       this.#api = undefined;
       this.#ready = undefined;
-      if (this.#closing) return;
+      this.#port = undefined;
+      if (this.#closing) {
+        port.close();
+        return;
+      }
       const cause = lastError ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`;
       const error = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the batch worker thread of ${this.#config.batcher}[${this.#config.slot}] died (${cause})`);
       const started = Atomics.load(progress, 0);
       const running = started > Atomics.load(progress, 1) ? started - 1 : -1;
-      const runs = [...this.#runs];
       const inFlight = [...this.#inFlight];
-      this.#runs.clear();
+      this.#runs = new Map();
       this.#inFlight.clear();
       this.#onDeath(error);
-      // Answers the thread posted before it died were drained just before 'exit': let their
-      // runs resolve first (a reject after that is a no-op).
+      // Answers the thread posted before it died may still be on their way: let their runs resolve
+      // first; the rest are rejected.
       setImmediate(() => {
-        for (const run of runs) run.reject(new BatchThreadDeath(error, running >= run.base && running < run.base + run.size ? running - run.base : -1));
+        port.close();
+        for (const run of runs.values()) run.reject(new BatchThreadDeath(error, running >= run.base && running < run.base + run.size ? running - run.base : -1));
         for (const reject of inFlight) reject(error);
       });
     });
-    this.#ready = this.#guard(api.init({ ...this.#config, progress })).then(({ shape, initError }) => {
+    this.#ready = this.#guard(api.init(Comlink.transfer({ ...this.#config, progress, port: port2 }, [port2]))).then(({ shape, initError }) => {
       if (initError) throw reviveError(initError, 'ERR_THROUGHWAY_SETUP_FAILED');
       return shape!;
     });
@@ -94,12 +117,10 @@ export class BatchThread {
     // The batches of a call are views of one buffer (concatBatches): moved once.
     const buffers = [...new Set(batches.map((b) => b.buffer.buffer as ArrayBuffer))];
     return new Promise<EncodedBatchOutput[]>((resolve, reject) => {
-      const run: Run = { base: this.#sent, size: batches.length, reject };
+      const id = this.#nextRun++;
+      this.#port!.postMessage({ id, batches } satisfies BatchPortRun, buffers);
+      this.#runs.set(id, { base: this.#sent, size: batches.length, resolve, reject });
       this.#sent += batches.length;
-      this.#runs.add(run);
-      this.#api!.run(Comlink.transfer(batches, buffers))
-        .then(resolve, reject)
-        .finally(() => this.#runs.delete(run));
     });
   }
 
@@ -110,6 +131,7 @@ export class BatchThread {
       await Promise.race([this.#guard(this.#api.teardown()).catch(() => undefined), delay(5000)]);
     }
     this.#closing = true;
+    this.#port?.close();
     this.#api?.[Comlink.releaseProxy]();
     await worker.terminate();
   }

@@ -176,9 +176,10 @@ function encodeBatches(batcher: string, jobs: BatchJob[]): EncodedBatch[] {
 }
 
 /**
- * Processors in a Piscina pool (one thread per processor), batchers in long-lived comlink
- * workers (one per batcher slot). Processed values come back as byte slices of one buffer per
- * task and go on to the batch worker as they are: the main thread never decodes them.
+ * Processors in a Piscina pool (one thread per processor; Piscina starts, replaces and ends them,
+ * tasks go on each thread's own port), batchers in long-lived workers (one per batcher slot, set up
+ * over comlink, batches on a port of their own). Processed values come back as byte slices of one
+ * buffer per task and go on to the batch worker as they are: the main thread never decodes them.
  */
 export class ThreadsRuntime implements PipelineRuntime {
   /**
@@ -194,7 +195,7 @@ export class ThreadsRuntime implements PipelineRuntime {
   #threadsSeen = new Set<number>();
   #isolation: PoisonIsolation;
   #onThreadDeath: (death: ThreadDeath) => void;
-  /** Piscina rejects every task of a dead thread with the same error: one death, counted once. */
+  /** Every task a dead thread held rejects with the same error: one death, counted once. */
   #deaths = new WeakSet<object>();
   #stopping = false;
   /** The threads' own ports for tasks, in the order they came up. */
