@@ -263,8 +263,8 @@ export class ThreadsRuntime implements PipelineRuntime {
       options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
     };
     this.#pool.on('message', (hello: TaskPortHello) => {
-      if (!hello?.throughwayTaskPort || this.#stopping) return;
-      const worker = this.#pool.threads.find((t) => t.threadId === hello.threadId);
+      if (!hello?.throughwayTaskPort) return;
+      const worker = this.#stopping ? undefined : this.#pool.threads.find((t) => t.threadId === hello.threadId);
       if (!worker) {
         hello.throughwayTaskPort.close();
         return;
