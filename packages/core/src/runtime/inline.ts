@@ -58,12 +58,26 @@ export class InlineRuntime implements PipelineRuntime {
   #lastYield = performance.now();
   #sinceCheck = 0;
 
-  async runCalls(_slot: number, calls: MainMessage[][]): Promise<TaskResult> {
+  runCalls(_slot: number, calls: MainMessage[][]): Promise<TaskResult> {
     // Reading the clock costs more than a small call's work: look at it every 8th call.
     if ((++this.#sinceCheck & 7) === 0 && performance.now() - this.#lastYield > YIELD_EVERY_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      this.#lastYield = performance.now();
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.#lastYield = performance.now();
+        return this.#runAll(calls);
+      });
     }
+    // One call per task (rules.bundleCalls is false): its promise is the task's, with no
+    // async wrapper and await of its own (a promise and a microtask less per call of 5).
+    if (calls.length === 1) {
+      return runProcessorCall(this.#scope, toCallInput(calls[0]!, false)).then((out) => {
+        const refs = refsOf(out);
+        return { outputs: [out], refs: [refs], busyMs: out.busyMs };
+      });
+    }
+    return this.#runAll(calls);
+  }
+
+  async #runAll(calls: MainMessage[][]): Promise<TaskResult> {
     const outputs = [];
     const refs = [];
     let busyMs = 0;
