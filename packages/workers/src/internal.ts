@@ -4,6 +4,7 @@
  */
 export { runProcessorCall, type ProcessorScope } from './processor-runner.js';
 export { runBatch } from './batch-runner.js';
+export { isThenable } from './handle-failed.js';
 export { initHandlers, loadHandlers, toModuleUrl } from './load-handlers.js';
 export { shapeOf, type HandlerShape } from './define-pipeline.js';
 export { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';

@@ -26,18 +26,30 @@ function failAll(messages: ThroughwayMessage[], status: MessageStatus): void {
   for (const m of messages) m.status = status;
 }
 
+/** One processor call while it runs: `messages` is replaced in place as handlers return. */
+interface CallRun {
+  scope: ProcessorScope;
+  call: CallInput;
+  started: number;
+  size: number;
+  messages: ThroughwayMessage[];
+  logs: RunnerLog[];
+  failures: FailureCollector;
+}
+
 /**
  * One processor call with Broadway's semantics: `prepareMessages` over the whole call, then
  * `handleMessage` for each message, then `handleFailed` over the ones that failed. Used as is
  * by the inline runtime and inside every processor thread, so both behave the same.
+ *
+ * Synchronous as long as the callbacks are: it returns the output itself, and a promise only
+ * from the first callback that returns a thenable on (a promise and a microtask per call less for
+ * the common synchronous handler, which inline calls of 5 messages feel).
  */
-export async function runProcessorCall(scope: ProcessorScope, call: CallInput): Promise<CallOutput> {
+export function runProcessorCall(scope: ProcessorScope, call: CallInput): CallOutput | Promise<CallOutput> {
   const started = performance.now();
-  const { handlers, context, processor, batchers } = scope;
   const size = call.datas.length;
-  const logs: RunnerLog[] = [];
-  const failures = new FailureCollector();
-  let messages: ThroughwayMessage[] = new Array(size);
+  const messages: ThroughwayMessage[] = new Array(size);
   const columns = call.metadataColumns;
   for (let i = 0; i < size; i++) {
     const init = call.inits?.[i];
@@ -46,74 +58,141 @@ export async function runProcessorCall(scope: ProcessorScope, call: CallInput): 
       ? handlerMessage(i, call.datas[i], metadata, init.batcher ?? 'default', init.batchKey ?? 'default', init.batchMode ?? 'bulk')
       : handlerMessage(i, call.datas[i], metadata, 'default', 'default', 'bulk');
   }
+  const run: CallRun = { scope, call, started, size, messages, logs: [], failures: new FailureCollector() };
 
-  let prepared = true;
-  if (handlers.prepareMessages) {
+  const { handlers, context } = scope;
+  if (!handlers.prepareMessages) return handleFrom(run, 0);
+  let result: unknown;
+  try {
+    result = handlers.prepareMessages(messages, context);
+  } catch (error) {
+    prepareThrew(run, error);
+    return finish(run);
+  }
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      (prepared) => (applyPrepared(run, prepared) ? handleFrom(run, 0) : finish(run)),
+      (error: unknown) => {
+        prepareThrew(run, error);
+        return finish(run);
+      },
+    );
+  }
+  return applyPrepared(run, result) ? handleFrom(run, 0) : finish(run);
+}
+
+function prepareThrew(run: CallRun, error: unknown): void {
+  const serialized = serializeError(error);
+  failAll(run.messages, { kind: 'error', error: serialized });
+  run.failures.add('prepareMessages', serialized, run.size);
+}
+
+/** Takes `prepareMessages`' list if it is one of as many messages; false (all failed) if not. */
+function applyPrepared(run: CallRun, result: unknown): boolean {
+  const { size } = run;
+  try {
+    if (!Array.isArray(result) || result.length !== size || !result.every(isMessage)) {
+      const reason = `prepareMessages must return a list of ${size} messages, got ${Array.isArray(result) ? `a list of ${result.length}` : describeValue(result)}`;
+      failAll(run.messages, { kind: 'failed', reason });
+      run.failures.invalidReturn('prepareMessages', reason, size);
+      return false;
+    }
+    // The returned list is positional: its i-th message stands for the i-th one given.
+    for (let i = 0; i < size; i++) (result[i] as unknown as Record<symbol, unknown>)[INDEX] = i;
+  } catch (error) {
+    prepareThrew(run, error);
+    return false;
+  }
+  run.messages = result as ThroughwayMessage[];
+  return true;
+}
+
+/** `handleMessage` for the messages from `from` on, synchronously until one returns a thenable. */
+function handleFrom(run: CallRun, from: number): CallOutput | Promise<CallOutput> {
+  for (let i = from; i < run.size; i++) {
+    const pending = callHandler(run, i);
+    if (pending) return handleAsync(run, i, pending);
+  }
+  return finish(run);
+}
+
+/** The rest of the call once message `i`'s handler returned a thenable: one await per such message. */
+async function handleAsync(run: CallRun, i: number, pending: PromiseLike<unknown>): Promise<CallOutput> {
+  for (;;) {
+    let result: unknown;
+    let threw = false;
     try {
-      let result: unknown = handlers.prepareMessages(messages, context);
-      if (isThenable(result)) result = await result;
-      if (!Array.isArray(result) || result.length !== size || !result.every(isMessage)) {
-        prepared = false;
-        const reason = `prepareMessages must return a list of ${size} messages, got ${Array.isArray(result) ? `a list of ${result.length}` : describeValue(result)}`;
-        failAll(messages, { kind: 'failed', reason });
-        failures.invalidReturn('prepareMessages', reason, size);
-      } else {
-        // The returned list is positional: its i-th message stands for the i-th one given.
-        for (let i = 0; i < size; i++) (result[i] as unknown as Record<symbol, unknown>)[INDEX] = i;
-        messages = result as ThroughwayMessage[];
-      }
+      result = await pending;
     } catch (error) {
-      prepared = false;
-      const serialized = serializeError(error);
-      failAll(messages, { kind: 'error', error: serialized });
-      failures.add('prepareMessages', serialized, size);
+      handlerThrew(run, i, error);
+      threw = true;
     }
+    if (!threw) settle(run, i, result);
+    let next: PromiseLike<unknown> | undefined;
+    while (++i < run.size && !(next = callHandler(run, i)));
+    if (!next) return finish(run);
+    pending = next;
   }
+}
 
-  const final: ThroughwayMessage[] = messages;
-  if (prepared) {
-    for (let i = 0; i < size; i++) {
-      const m = messages[i]!;
-      let result: unknown;
-      try {
-        result = handlers.handleMessage(processor, m, context);
-        if (isThenable(result)) result = await result;
-      } catch (error) {
-        const serialized = serializeError(error);
-        m.status = { kind: 'error', error: serialized };
-        failures.add('handleMessage', serialized, 1);
-        final[i] = m;
-        continue;
-      }
-      if (!isMessage(result)) {
-        const reason = `expected a Message from handleMessage, got ${describeValue(result)}`;
-        m.status = { kind: 'failed', reason };
-        failures.invalidReturn('handleMessage', reason, 1);
-        final[i] = m;
-        continue;
-      }
-      (result as unknown as Record<symbol, unknown>)[INDEX] = i;
-      if (batchers !== null && result.status.kind === 'ok' && !batchers.includes(result.batcher)) {
-        result.status = {
-          kind: 'failed',
-          reason: `unknown batcher ${JSON.stringify(result.batcher)}; the known batchers are ${batchers.map((b) => JSON.stringify(b)).join(', ')}`,
-        };
-      }
-      final[i] = result;
-    }
+/** Runs `handleMessage` on message `i`: settles it, or returns the thenable the handler returned. */
+function callHandler(run: CallRun, i: number): PromiseLike<unknown> | undefined {
+  const { handlers, processor, context } = run.scope;
+  let result: unknown;
+  try {
+    result = handlers.handleMessage(processor, run.messages[i]!, context);
+  } catch (error) {
+    handlerThrew(run, i, error);
+    return undefined;
   }
+  if (isThenable(result)) return result;
+  settle(run, i, result);
+  return undefined;
+}
 
+function handlerThrew(run: CallRun, i: number, error: unknown): void {
+  const serialized = serializeError(error);
+  run.messages[i]!.status = { kind: 'error', error: serialized };
+  run.failures.add('handleMessage', serialized, 1);
+}
+
+/** What message `i`'s handler returned: the message that goes on, or a failure of the one given. */
+function settle(run: CallRun, i: number, result: unknown): void {
+  const m = run.messages[i]!;
+  if (!isMessage(result)) {
+    const reason = `expected a Message from handleMessage, got ${describeValue(result)}`;
+    m.status = { kind: 'failed', reason };
+    run.failures.invalidReturn('handleMessage', reason, 1);
+    return;
+  }
+  (result as unknown as Record<symbol, unknown>)[INDEX] = i;
+  const { batchers } = run.scope;
+  if (batchers !== null && result.status.kind === 'ok' && !batchers.includes(result.batcher)) {
+    result.status = {
+      kind: 'failed',
+      reason: `unknown batcher ${JSON.stringify(result.batcher)}; the known batchers are ${batchers.map((b) => JSON.stringify(b)).join(', ')}`,
+    };
+  }
+  run.messages[i] = result;
+}
+
+/** `handleFailed` over the failed messages (if the module has it), then the call's output. */
+function finish(run: CallRun): CallOutput | Promise<CallOutput> {
+  const final = run.messages;
   const failed: ThroughwayMessage[] = [];
-  for (let i = 0; i < size; i++) if (final[i]!.status.kind !== 'ok') failed.push(final[i]!);
+  for (let i = 0; i < run.size; i++) if (final[i]!.status.kind !== 'ok') failed.push(final[i]!);
+  const { handlers, context } = run.scope;
+  if (failed.length === 0 || !handlers.handleFailed) return output(run, undefined);
   const failedStatus = failed.map((m) => m.status);
-  let handleFailedReport: CallOutput['handleFailed'];
-  if (failed.length > 0 && handlers.handleFailed) {
-    handleFailedReport = await runHandleFailed(handlers, failed, final, context, logs);
+  return runHandleFailed(handlers, failed, final, context, run.logs).then((report) => {
     keepFailed(final, failed, failedStatus);
-  }
+    return output(run, report);
+  });
+}
 
-  const out = collect(final, batchers !== null, call.want, logs, handleFailedReport, started);
-  const reports = failures.reports();
+function output(run: CallRun, handleFailed: CallOutput['handleFailed']): CallOutput {
+  const out = collect(run.messages, run.scope.batchers !== null, run.call.want, run.logs, handleFailed, run.started);
+  const reports = run.failures.reports();
   if (reports) out.failures = reports;
   return out;
 }

@@ -11,6 +11,7 @@ import { initHandlers } from './load-handlers.js';
 import { serializeError } from './errors.js';
 import { encodeValues } from './payload-codec.js';
 import { runProcessorCall, type ProcessorScope } from './processor-runner.js';
+import { isThenable } from './handle-failed.js';
 import type { ProcessedValue } from './runner-types.js';
 import type { DescribeResult, PortAnswer, PortTask, ProcessorTask, ProcessorTaskResult, ProcessorThreadConfig, TaskPortHello } from './thread-config.js';
 
@@ -102,7 +103,8 @@ async function runTask(task: ProcessorTask): Promise<Answer> {
   const outputs = [];
   for (const call of task.calls) {
     if (call.datasJson !== undefined) call.datas = JSON.parse(call.datasJson) as unknown[];
-    outputs.push(await runProcessorCall(current, call));
+    const out = runProcessorCall(current, call);
+    outputs.push(isThenable(out) ? await out : out);
   }
   if (outputs.every((out) => out.values === undefined)) return { result: { outputs, threadId, busyMs: performance.now() - started }, transfer: [] };
 

@@ -1,5 +1,5 @@
 import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
-import { initHandlers, runBatch, runProcessorCall, shapeOf, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
+import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { toCallInput } from './call-input.js';
 import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
@@ -20,6 +20,11 @@ class ValueRef implements PayloadRef {
   read(): ProcessedValue {
     return this.#value;
   }
+}
+
+/** A task of one call. */
+function taskOf(out: CallOutput): TaskResult {
+  return { outputs: [out], refs: [refsOf(out)], busyMs: out.busyMs };
 }
 
 function refsOf(out: { values?: ProcessedValue[] }): PayloadRef[] | undefined {
@@ -66,13 +71,12 @@ export class InlineRuntime implements PipelineRuntime {
         return this.#runAll(calls);
       });
     }
-    // One call per task (rules.bundleCalls is false): its promise is the task's, with no
-    // async wrapper and await of its own (a promise and a microtask less per call of 5).
+    // One call per task (rules.bundleCalls is false), with no async wrapper and no await of its
+    // own: a synchronous handler's call costs one resolved promise (measured: a promise and a
+    // microtask less per call of 5 messages is 7-20% more msg/s, see the commit).
     if (calls.length === 1) {
-      return runProcessorCall(this.#scope, toCallInput(calls[0]!, false)).then((out) => {
-        const refs = refsOf(out);
-        return { outputs: [out], refs: [refs], busyMs: out.busyMs };
-      });
+      const out = runProcessorCall(this.#scope, toCallInput(calls[0]!, false));
+      return isThenable(out) ? (out as Promise<CallOutput>).then(taskOf) : Promise.resolve(taskOf(out));
     }
     return this.#runAll(calls);
   }
