@@ -62,7 +62,7 @@ function run(batches: EncodedBatch[]): Promise<{ outputs: EncodedBatchOutput[]; 
         delete out.values;
         out.buffer = encoded.buffer;
         out.offsets = encoded.offsets;
-        buffers.push(encoded.buffer.buffer as ArrayBuffer, encoded.offsets.buffer as ArrayBuffer);
+        buffers.push(encoded.buffer.buffer as ArrayBuffer); // the offsets' too
       }
       outputs.push(out);
     }

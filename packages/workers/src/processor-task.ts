@@ -126,8 +126,8 @@ async function runTask(task: ProcessorTask): Promise<Answer> {
     at += n;
   }
   const result: ProcessorTaskResult = { outputs, threadId, buffer: encoded.buffer, offsets, busyMs: performance.now() - started };
-  // Moved, not copied: the buffer (its own ArrayBuffer) and the offsets are handed to the main
+  // Moved, not copied: the values and their offsets (one ArrayBuffer) are handed to the main
   // thread, which forwards slices of them to the batch workers and decodes a slice only where
   // an acknowledger reads `data`.
-  return { result, transfer: [encoded.buffer.buffer as ArrayBuffer, encoded.offsets.buffer as ArrayBuffer] };
+  return { result, transfer: [encoded.buffer.buffer as ArrayBuffer] };
 }

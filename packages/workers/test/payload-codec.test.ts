@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
+import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues } from '../src/payload-codec.js';
+import { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues, type EncodedValues } from '../src/payload-codec.js';
 
 class Point {
   constructor(
@@ -102,6 +103,27 @@ describe('payload codec', () => {
     // all ASCII: exactly one byte a character plus the tags
     const plain = encodeValues([ascii(1), ascii(2)]);
     expect(plain.buffer.length).toBe(2 + JSON.stringify(ascii(1)[0]).length + JSON.stringify(ascii(2)[0]).length);
+  });
+
+  it('puts values and offsets in one ArrayBuffer, so that moving it once moves both (text and mixed forms)', async () => {
+    const text: [unknown, Record<string, unknown>][] = [[{ id: 1 }, {}], ['two', {}], [{ id: 3, name: 'café' }, {}]];
+    const mixed: [unknown, Record<string, unknown>][] = [[1, {}], [{ id: 2 }, {}], [new Date(0), {}], ['four', { k: 1 }], ['ab', {}]];
+    for (const values of [text, mixed]) {
+      const encoded = encodeValues(values);
+      expect(encoded.offsets.buffer).toBe(encoded.buffer.buffer);
+      // After the values' bytes, 4-byte aligned: writing an offset never touches a value.
+      expect(encoded.offsets.byteOffset).toBeGreaterThanOrEqual(encoded.buffer.byteOffset + encoded.buffer.byteLength);
+      expect(encoded.offsets.byteOffset % 4).toBe(0);
+      expect(encoded.offsets).toHaveLength(values.length + 1);
+      const { port1, port2 } = new MessageChannel();
+      const received = new Promise<EncodedValues>((resolve) => port2.once('message', resolve));
+      port1.postMessage(encoded, [encoded.buffer.buffer as ArrayBuffer]);
+      const moved = await received;
+      port1.close();
+      expect(encoded.buffer.byteLength).toBe(0); // detached here: moved, not copied
+      expect(encoded.offsets.length).toBe(0);
+      expect(isDeepStrictEqual(decodeValues(moved), structuredClone(values))).toBe(true);
+    }
   });
 
   it('keeps shared and circular objects shared, as the clone does', () => {
