@@ -310,17 +310,15 @@ export class ThreadsRuntime implements PipelineRuntime {
     return pick;
   }
 
-  /** Posts a task to a thread with room, or queues it until one has. */
+  /** Posts a task to a thread with room, or queues it (behind any already waiting) until one has. */
   #post(task: ProcessorTask): Promise<ProcessorTaskResult> {
     return new Promise<ProcessorTaskResult>((resolve, reject) => {
-      const call = { resolve, reject };
-      const port = this.#waiting.length === 0 ? this.#pickPort() : undefined;
-      if (port) port.post(task, call);
-      else this.#waiting.push({ task, call });
+      this.#waiting.push({ task, call: { resolve, reject } });
+      this.#drain();
     });
   }
 
-  /** Waiting tasks go out, in order, while some thread has room. */
+  /** Waiting tasks go out, in order, while some thread has room. A task that cannot be copied rejects. */
   #drain(): void {
     while (this.#waiting.length > 0) {
       const port = this.#pickPort();
