@@ -92,6 +92,47 @@ describe.each(RUNTIMES)('processed data at the ack [%s]', (runtime) => {
     ]);
   });
 
+  test('one call of interleaved batch keys: every message reaches its own batch in order, and its acknowledger with its own data', async () => {
+    // Processor threads send a call's values grouped by batch key and its keys as a dictionary;
+    // the main thread must still see each message with its own key and data.
+    const idsOnly = new AckRecorder({ idsOnly: true });
+    const reader = new AckRecorder();
+    const opts = options({ default: { batchSize: 4, batchTimeout: 20_000 } });
+    Object.assign(opts.processors.default, { maxDemand: 64, minDemand: 32 });
+    const tel = h.telemetry(opts.name);
+    const p = await h.start(opts);
+    const keys = ['a', 'b', 'c'];
+    // 24 that go on (8 a key: two full batches each) and 4 that handleMessage fails, among them.
+    const datas = Array.from({ length: 24 }, (_, i) => ({ id: i + 1, n: i + 1, key: keys[i % 3] }) as Record<string, unknown>);
+    for (const at of [2, 9, 15, 20]) datas.splice(at, 0, { id: 100 + at, n: 1, key: keys[at % 3], fail: 'reason' });
+    p.push(datas.map((d, i) => (i % 2 ? reader.message(d) : idsOnly.message(d, 'ids', { row: d.id }))));
+    await idsOnly.waitForCount(14);
+    await reader.waitForCount(14);
+
+    const batches = tel.batches();
+    for (const key of keys) {
+      const mine = batches.filter((b) => b.key === key);
+      const expected = datas.filter((d) => d.key === key && !d.fail).map((d) => d.id);
+      expect(mine.map((b) => b.ids), key).toEqual([expected.slice(0, 4), expected.slice(4)]);
+    }
+    const sent = datas.map((d, i) => ({ ...d, reader: i % 2 === 1 }));
+    const byId = (list: any[]) => new Map(list.map((m) => [(m.data as { id: number }).id, m]));
+    const readers = byId(reader.all());
+    const plain = byId(idsOnly.all());
+    for (const d of sent) {
+      const m = (d.reader ? readers : plain).get(d.id as number);
+      expect(m, `message ${String(d.id)}`).toBeDefined();
+      if (d.fail) {
+        expect(m.status).toEqual({ kind: 'failed', reason: `rejected ${String(d.id)}` });
+        if (d.reader) expect(m.data).toEqual({ id: d.id, n: 1, key: d.key, fail: 'reason', touched: 'handleMessage' });
+        continue;
+      }
+      expect([m.status.kind, m.batchKey], `message ${String(d.id)}`).toEqual(['ok', d.key]);
+      // A reader gets what handleBatch made of its own message; idsOnly the source's data.
+      expect(m.data).toEqual(d.reader ? { id: d.id, stage: 'handleBatch', double: (d.n as number) * 2, batchSize: 4 } : { id: d.id, n: d.n, key: d.key });
+    }
+  });
+
   test('processed data is a getter, decoded once on first read; JSON.stringify includes it', async () => {
     const seen: unknown[] = [];
     const module = {

@@ -14,6 +14,12 @@ export interface ProcessorScope {
   processor: string;
   /** Batcher names, or `null` when the pipeline has none (then routing is ignored). */
   batchers: readonly string[] | null;
+  /**
+   * The output crosses to another thread (a processor thread's): routing columns of repeating
+   * strings go as dictionaries and values grouped by batch (see `columnOf`, `groupedOrder`), which
+   * the inline runtime, handing them over as they are, would pay for and not use.
+   */
+  crossesThreads?: boolean;
 }
 
 function metadataRow({ keys, columns }: MetadataColumns, i: number): Record<string, unknown> {
@@ -191,7 +197,7 @@ function finish(run: CallRun): CallOutput | Promise<CallOutput> {
 }
 
 function output(run: CallRun, handleFailed: CallOutput['handleFailed']): CallOutput {
-  const out = collect(run.messages, run.scope.batchers !== null, run.call.want, run.logs, handleFailed, run.started);
+  const out = collect(run.messages, run.scope.batchers !== null, run.scope.crossesThreads === true, run.call.want, run.logs, handleFailed, run.started);
   const reports = run.failures.reports();
   if (reports) out.failures = reports;
   return out;
@@ -209,6 +215,7 @@ export function keepFailed(final: ThroughwayMessage[], failed: ThroughwayMessage
 function collect(
   final: ThroughwayMessage[],
   routed: boolean,
+  crossesThreads: boolean,
   want: Wanted | undefined,
   logs: RunnerLog[],
   handleFailed: CallOutput['handleFailed'],
@@ -218,6 +225,7 @@ function collect(
   const { statuses, allOk, ackOps } = collectOutcomes(final);
   const out: CallOutput = { size, busyMs: 0 };
   if (!allOk) out.statuses = statuses as MessageStatus[];
+  let order: number[] | undefined;
   if (routed && size > 0) {
     // Almost always one batcher, one key and one mode for the whole call: checked first, so that
     // the per-message arrays are made only when some message differs.
@@ -241,12 +249,13 @@ function collect(
         batchKeys[i] = m.batchKey;
         batchModes[i] = m.batchMode;
       }
-      out.batchers = columnOf(batchers);
-      out.batchKeys = columnOf(batchKeys);
-      out.batchModes = columnOf(batchModes);
+      out.batchers = columnOf(batchers, crossesThreads);
+      out.batchKeys = columnOf(batchKeys, crossesThreads);
+      out.batchModes = columnOf(batchModes, crossesThreads);
+      if (crossesThreads) order = groupedOrder(batchers, batchKeys);
     }
   }
-  collectValues(out, final, (i) => routed && final[i]!.status.kind === 'ok', want);
+  collectValues(out, final, (i) => routed && final[i]!.status.kind === 'ok', want, order);
   if (ackOps) out.ackOps = ackOps;
   if (handleFailed) out.handleFailed = handleFailed;
   if (logs.length > 0) out.logs = logs;
@@ -255,34 +264,68 @@ function collect(
 }
 
 /**
+ * The call's message indices grouped by batcher and batch key (each group in message order, the
+ * groups in the order they first appear), or undefined when the groups do not interleave. Values
+ * sent in this order lie in the answer's buffer a batch's run at a time, so that the main thread
+ * copies one run per batch into the batch worker's buffer instead of one slice per message
+ * (`concatBatches`). Keys are compared as `Map` keys are: an object key is its own group, which
+ * at worst leaves its values where they were.
+ */
+function groupedOrder(batchers: readonly string[], batchKeys: readonly unknown[]): number[] | undefined {
+  const size = batchers.length;
+  const groups = new Map<string, Map<unknown, number[]>>();
+  const lists: number[][] = [];
+  let last: number[] | undefined;
+  let interleaved = false;
+  for (let i = 0; i < size; i++) {
+    let byKey = groups.get(batchers[i]!);
+    if (byKey === undefined) groups.set(batchers[i]!, (byKey = new Map()));
+    let list = byKey.get(batchKeys[i]);
+    if (list === undefined) {
+      byKey.set(batchKeys[i], (list = []));
+      lists.push(list);
+    } else if (list !== last) interleaved = true;
+    list.push(i);
+    last = list;
+  }
+  if (!interleaved) return undefined;
+  const order: number[] = [];
+  for (const list of lists) for (const i of list) order.push(i);
+  return order;
+}
+
+/**
  * Puts `[data, metadata]` into `out.values` for each message that goes on (`needed`) or whose
  * acknowledger wants its processed data (`want`), with their indices in `out.sent` unless they
  * are every message in order. `undefined` entries (not returned by handleBatch) are skipped.
+ * `order` (every index once) is the order to send them in; message order if absent.
  */
 export function collectValues(
   out: { values?: ProcessedValue[]; sent?: number[] },
   final: readonly (ThroughwayMessage | undefined)[],
   needed: ((i: number) => boolean) | null,
   want: Wanted | undefined,
+  order?: readonly number[],
 ): void {
   const size = final.length;
   if (want === undefined && needed === null) return;
+  let wantedAt: Uint8Array | undefined;
+  if (want !== undefined && want !== true) {
+    wantedAt = new Uint8Array(size);
+    for (const i of want) if (i < size) wantedAt[i] = 1;
+  }
   const values: ProcessedValue[] = [];
   const sent: number[] = [];
-  let w = 0;
-  for (let i = 0; i < size; i++) {
+  for (let k = 0; k < size; k++) {
+    const i = order === undefined ? k : order[k]!;
     const m = final[i];
     if (!m) continue;
-    let wanted = want === true;
-    if (want !== undefined && want !== true) {
-      while (w < want.length && want[w]! < i) w++;
-      wanted = want[w] === i;
-    }
+    const wanted = want === true || (wantedAt !== undefined && wantedAt[i] === 1);
     if (!wanted && !(needed?.(i) ?? false)) continue;
     values.push([m.data, m.metadata]);
     sent.push(i);
   }
   if (values.length === 0) return;
   out.values = values;
-  if (values.length !== size) out.sent = sent;
+  if (values.length !== size || order !== undefined) out.sent = sent;
 }

@@ -21,7 +21,7 @@ let scope: Promise<ProcessorScope> | undefined;
 async function init(): Promise<ProcessorScope> {
   const { handlers, context } = await initHandlers(config.handlers, config.context, { kind: 'processor' });
   listenForTeardown(handlers, () => context);
-  return { handlers, context, processor: config.processor, batchers: config.batchers };
+  return { handlers, context, processor: config.processor, batchers: config.batchers, crossesThreads: true };
 }
 
 function listenForTeardown(handlers: PipelineHandlers, context: () => unknown): void {

@@ -51,18 +51,53 @@ export interface HandleFailedReport {
 
 /**
  * A per-message column that crosses threads as one value when every message has the same
- * (the common case: one batcher, one key, one mode), instead of one clone per message.
+ * (the common case: one batcher, one key, one mode), instead of one clone per message; a column of
+ * a few strings that repeat (say five event types as batch keys) as each string once and a code
+ * per message: the clone copies a string per message (and the main thread gets a new string each
+ * time), where a code is a small integer.
  */
-export type Column<T> = { all: T } | { each: T[] };
+export type Column<T> = { all: T } | { each: T[] } | { keys: T[]; at: number[] };
 
-export function columnOf<T>(values: T[]): Column<T> {
+/** Columns shorter than this go as they are: a dictionary would save little. */
+const DICTIONARY_FROM = 8;
+
+/** The column of `values`: one value, a dictionary (only if `dictionary`), or each value. */
+export function columnOf<T>(values: T[], dictionary = false): Column<T> {
   const first = values[0]!;
-  for (let i = 1; i < values.length; i++) if (values[i] !== first) return { each: values };
-  return { all: first };
+  let i = 1;
+  while (i < values.length && values[i] === first) i++;
+  if (i === values.length) return { all: first };
+  return (dictionary ? dictionaryOf(values) : undefined) ?? { each: values };
+}
+
+/** The column as a dictionary, when it holds only strings and at most half of them distinct. */
+function dictionaryOf<T>(values: T[]): Column<T> | undefined {
+  const n = values.length;
+  if (n < DICTIONARY_FROM) return undefined;
+  const codes = new Map<T, number>();
+  const keys: T[] = [];
+  // Built by push, so that it stays a packed array of small integers (the clone writes a holey
+  // array element by element, with its index).
+  const at: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const value = values[i]!;
+    if (typeof value !== 'string') return undefined;
+    let code = codes.get(value);
+    if (code === undefined) {
+      if (keys.length * 2 >= n) return undefined;
+      code = keys.length;
+      codes.set(value, code);
+      keys.push(value);
+    }
+    at.push(code);
+  }
+  return { keys, at };
 }
 
 export function cell<T>(column: Column<T>, i: number): T {
-  return 'all' in column ? column.all : column.each[i]!;
+  if ('all' in column) return column.all;
+  if ('each' in column) return column.each[i]!;
+  return column.keys[column.at[i]!]!;
 }
 
 export interface CallOutput {

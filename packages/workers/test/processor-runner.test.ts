@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'vitest';
 import { Message, definePipeline, type PipelineHandlers, type ThroughwayMessage } from '../src/index.js';
 import { runProcessorCall, type ProcessorScope } from '../src/processor-runner.js';
-import type { CallOutput } from '../src/runner-types.js';
+import { cell, type CallOutput } from '../src/runner-types.js';
 
 type Mode = 'ok' | 'throw' | 'junk' | 'fail' | 'route';
 /** Each message's data is `{ id, mode }`; `later` makes that message's handler return a promise. */
@@ -128,5 +128,38 @@ describe('runProcessorCall', () => {
       expect(summary(out).statuses?.filter((s) => s !== 'ok').length).toBe(3);
     }
     expect(seen).toEqual([[2, 3, 4], [2, 3, 4]]);
+  });
+  test('crossing threads: repeating batch keys go as a dictionary, values grouped by batcher and key, each group in message order', () => {
+    type Routed = { id: number; key: string; fail?: boolean };
+    const route = definePipeline({
+      handleMessage(_p, message) {
+        const d = message.data as Routed;
+        return d.fail ? Message.failed(message, 'no') : Message.putBatchKey(message, d.key);
+      },
+    });
+    const keys = ['x', 'y', 'z'];
+    const routed: Routed[] = Array.from({ length: 12 }, (_, id) => ({ id, key: keys[id % 3]!, ...(id === 4 ? { fail: true } : {}) }));
+    // Message 4 fails (its key stays 'default'); 4 and 7 are wanted by their acknowledger.
+    const call = { datas: routed, want: [4, 7] };
+    const crossing = runProcessorCall({ ...scope(route), crossesThreads: true }, call) as CallOutput;
+    expect(crossing.batchKeys).toEqual({ keys: ['x', 'y', 'z', 'default'], at: [0, 1, 2, 0, 3, 2, 0, 1, 2, 0, 1, 2] });
+    expect(crossing.batchers).toEqual({ all: 'default' });
+    expect(crossing.sent).toEqual([0, 3, 6, 9, 1, 7, 10, 2, 5, 8, 11, 4]);
+    expect(crossing.values!.map(([d]) => (d as Routed).id)).toEqual(crossing.sent);
+    for (let i = 0; i < 12; i++) expect(cell(crossing.batchKeys!, i)).toBe(i === 4 ? 'default' : keys[i % 3]);
+
+    // Inline (handed over as they are): the columns and the values as the messages came.
+    const inline = runProcessorCall(scope(route), call) as CallOutput;
+    expect(inline.batchKeys).toEqual({ each: ['x', 'y', 'z', 'x', 'default', 'z', 'x', 'y', 'z', 'x', 'y', 'z'] });
+    expect(inline.sent).toBeUndefined();
+    expect(inline.values!.map(([d]) => (d as Routed).id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+
+    // Keys already in runs, or mostly distinct: no reordering, no dictionary.
+    const runs = runProcessorCall({ ...scope(route), crossesThreads: true }, { datas: routed.map((d) => ({ id: d.id, key: d.id < 6 ? 'x' : 'y' })) }) as CallOutput;
+    expect(runs.sent).toBeUndefined();
+    expect(runs.batchKeys).toEqual({ keys: ['x', 'y'], at: [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1] });
+    const distinct = runProcessorCall({ ...scope(route), crossesThreads: true }, { datas: routed.map((d) => ({ id: d.id, key: `k${d.id % 7}` })) }) as CallOutput;
+    expect(distinct.batchKeys).toEqual({ each: routed.map((d) => `k${d.id % 7}`) });
+    expect(distinct.sent).toEqual([0, 7, 1, 8, 2, 9, 3, 10, 4, 11, 5, 6]);
   });
 });

@@ -5,6 +5,7 @@ import { ThroughwayError, serializeError, type AckOp, type MessageStatus } from 
 import {
   FailureCollector,
   OK,
+  cell,
   columnOf,
   processorTaskUrl,
   reviveError,
@@ -228,9 +229,9 @@ function merge(call: CallInput, singles: Single[], routed: boolean): { out: Call
     statuses[i] = out.statuses?.[0] ?? OK;
     if (statuses[i]!.kind !== 'ok') allOk = false;
     if (out.batchers) {
-      batchers[i] = 'all' in out.batchers ? out.batchers.all : out.batchers.each[0]!;
-      batchKeys[i] = 'all' in out.batchKeys! ? out.batchKeys.all : out.batchKeys!.each[0];
-      batchModes[i] = 'all' in out.batchModes! ? out.batchModes.all : out.batchModes!.each[0];
+      batchers[i] = cell(out.batchers, 0);
+      batchKeys[i] = cell(out.batchKeys!, 0);
+      batchModes[i] = cell(out.batchModes!, 0);
     }
     if (s.ref) {
       sent.push(i);
