@@ -133,6 +133,27 @@ describe.each(RUNTIMES)('processed data at the ack [%s]', (runtime) => {
     }
   });
 
+  test('a message created without metadata shares one frozen empty object; each handler gets metadata of its own to change', async () => {
+    const reader = new AckRecorder();
+    const first = reader.message({ id: 1, n: 1, tag: true });
+    const second = reader.message({ id: 2, n: 2, tag: true });
+    expect(first.metadata).toBe(second.metadata);
+    expect(Object.isFrozen(first.metadata)).toBe(true);
+    expect(first.metadata).toEqual({});
+    const given = { origin: 'q' };
+    expect(reader.message({ id: 3 }, 'r', undefined, given).metadata).toBe(given);
+
+    const p = await h.start(options());
+    p.push([first, second]);
+    await reader.waitForCount(2);
+    // Each handler added to its own metadata; the shared object is untouched.
+    expect(reader.all().map((m) => [m.status.kind, m.metadata])).toEqual([
+      ['ok', { tag: 1, seen: 'handleMessage' }],
+      ['ok', { tag: 2, seen: 'handleMessage' }],
+    ]);
+    expect(first.metadata).toEqual({});
+  });
+
   test('processed data is a getter, decoded once on first read; JSON.stringify includes it', async () => {
     const seen: unknown[] = [];
     const module = {
