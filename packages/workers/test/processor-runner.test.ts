@@ -129,6 +129,7 @@ describe('runProcessorCall', () => {
     }
     expect(seen).toEqual([[2, 3, 4], [2, 3, 4]]);
   });
+
   test('crossing threads: repeating batch keys go as a dictionary, values grouped by batcher and key, each group in message order', () => {
     type Routed = { id: number; key: string; fail?: boolean };
     const route = definePipeline({
