@@ -1,7 +1,7 @@
 // Bulk writers against the local PostgreSQL server (database `test`), in a schema unique to this run.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectCount, postgresRepo, timestamps, type Entry, type Repo } from '@throughway/workers';
 
 const connection = {
@@ -36,7 +36,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await client.query(`
-    DROP TABLE IF EXISTS orders, customers, things, "odd ""name""";
+    DROP TABLE IF EXISTS orders, customers, things, wide, "odd ""name""";
     CREATE TABLE customers (id text PRIMARY KEY, name text, email text, inserted_at timestamp, updated_at timestamp);
     CREATE TABLE orders (
       id text PRIMARY KEY,
@@ -213,6 +213,79 @@ describe('postgresRepo.insertAll', () => {
     expect(await rows('SELECT sum(amount)::int AS s FROM orders')).toEqual([{ s: String(n) }]);
     const returning = await repo.insertAll('orders', orders.slice(0, 100).map((o) => ({ ...o, id: `new_${o.id}` })), { returning: ['id'] });
     expect(returning.rows?.slice(0, 2)).toEqual([{ id: 'new_ord_0' }, { id: 'new_ord_1' }]);
+  });
+
+  describe('a column holding one value in every row', () => {
+    let own: pg.Client;
+    beforeEach(async () => {
+      // A connection of its own, so that pg_prepared_statements lists this test's statements only.
+      own = new pg.Client({ ...connection, options: `-c search_path=${schema}` });
+      await own.connect();
+    });
+    afterEach(() => own.end());
+    /** The unnest arguments of each prepared insert into `table`, in the order prepared, e.g. [['$6::integer[]']]. */
+    const unnested = async (table: string) =>
+      (await own.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements ORDER BY prepare_time')).rows
+        .filter((r) => r.statement.startsWith(`INSERT INTO ${table} `))
+        .map((r) => /FROM unnest\((.*?)\) AS u/.exec(r.statement)![1]!.split(', '));
+
+    it('goes as one parameter from 16 rows on, written exactly as the arrays would write it', async () => {
+      const repoOwn = postgresRepo(own);
+      const tricky = 'tab\there, "quotes", back\\slash, {braces}, new\nline';
+      const shared = { label: tricky.slice(0, 8), flag: true, data: { x: [1, 'two'], s: tricky }, tags: ['a', tricky, null], nums: [[1, 2], [3, 4]], bin: Buffer.from([0, 255]), big: 2n ** 62n, price: '0.10', at: new Date(0) };
+      const entries = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: from + i, ...shared }));
+      expect((await repoOwn.insertAll('things', entries(1, 40))).count).toBe(40);
+      // 15 rows: below the threshold, every column an array.
+      expect((await repoOwn.insertAll('things', entries(41, 15))).count).toBe(15);
+      const stored = await rows("SELECT id, label, flag, data::text, tags::text, nums::text, bin::text, big, price, at AT TIME ZONE 'UTC' AS at FROM things ORDER BY id");
+      expect(stored.map((r) => r.id)).toEqual(Array.from({ length: 55 }, (_, i) => String(i + 1)));
+      const expected = { label: 'tab\there', flag: 't', data: `{"s": ${JSON.stringify(tricky)}, "x": [1, "two"]}`, tags: `{a,"tab\there, \\"quotes\\", back\\\\slash, {braces}, new\nline",NULL}`, nums: '{{1,2},{3,4}}', bin: '\\x00ff', big: '4611686018427387904', price: '0.10', at: '1970-01-01 00:00:00' };
+      for (const row of stored) expect(row).toEqual({ id: row.id, ...expected });
+      // First call: only the id varies, so only it is unnested; second: all ten columns.
+      const statements = await unnested(`${S}."things"`);
+      expect(statements).toHaveLength(2);
+      expect(statements[0]).toEqual([expect.stringMatching(/^\$\d+::integer\[\]$/)]);
+      expect(statements[1]).toHaveLength(10);
+    });
+
+    it('passes a constant null and a shared Date through upserts; keeps arrays when every column is constant', async () => {
+      const repoOwn = postgresRepo(own);
+      const entries = Array.from({ length: 20 }, (_, i) => ({ id: `cus_${i}`, name: null, email: 'same@x.test', ...ts }));
+      expect((await repoOwn.insertAll('customers', entries)).count).toBe(20);
+      const renamed = entries.map((e, i) => ({ ...e, name: i % 2 ? 'odd' : 'even', email: null }));
+      expect((await repoOwn.insertAll('customers', renamed, { onConflict: 'replace_all_except_primary_key' })).count).toBe(20);
+      expect(await rows('SELECT name, email, inserted_at, count(*)::int AS n FROM customers GROUP BY 1, 2, 3 ORDER BY 1')).toEqual([
+        { name: 'even', email: null, inserted_at: '2024-05-06 07:08:09.01', n: '10' },
+        { name: 'odd', email: null, inserted_at: '2024-05-06 07:08:09.01', n: '10' },
+      ]);
+      // Unnested: the id in the first call, the id and the name in the second.
+      expect((await unnested(`${S}."customers"`)).map((args) => args.length)).toEqual([1, 2]);
+      // Every row the same: unnest needs an array to count them, so all stay arrays.
+      expect((await repoOwn.insertAll('odd "name"', Array.from({ length: 20 }, () => ({ 'a b': 'x', 'c"d': 1 })))).count).toBe(20);
+      expect(await rows('SELECT "a b", "c""d", count(*)::int AS n FROM "odd ""name""" GROUP BY 1, 2')).toEqual([{ 'a b': 'x', 'c"d': '1', n: '20' }]);
+      expect((await unnested(`${S}."odd ""name"""`)).map((args) => args.length)).toEqual([2]);
+    });
+
+    it('keeps the statement shapes per table bounded, writing every row', async () => {
+      await client.query('CREATE TABLE wide (c0 int, c1 int, c2 int, c3 int, c4 int, c5 int, c6 int)');
+      const repoOwn = postgresRepo(own);
+      let sum = 0;
+      // 100 distinct sets of constant columns (masks 1..100 in 7 bits: never none, never all).
+      for (let mask = 1; mask <= 100; mask++) {
+        const entries = Array.from({ length: 16 }, (_, i) => {
+          const e: Record<string, number> = {};
+          for (let c = 0; c < 7; c++) e[`c${c}`] = mask & (1 << c) ? mask : i;
+          return e;
+        });
+        for (const e of entries) for (const v of Object.values(e)) sum += v;
+        expect((await repoOwn.insertAll('wide', entries)).count).toBe(16);
+      }
+      expect(await rows('SELECT count(*)::int AS n, sum(c0 + c1 + c2 + c3 + c4 + c5 + c6)::int AS s FROM wide')).toEqual([{ n: '1600', s: String(sum) }]);
+      // 64 shapes with constants, then every later set uses the one all-array statement.
+      const shapes = await unnested(`${S}."wide"`);
+      expect(shapes).toHaveLength(65);
+      expect(shapes.filter((args) => args.length === 7)).toHaveLength(1);
+    });
   });
 
   it('works through a Pool, checking clients out and back in', async () => {

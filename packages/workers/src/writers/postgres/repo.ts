@@ -27,6 +27,19 @@ import { loadPostgresTable, type PgTable } from './metadata.js';
 const COPY_MIN_ROWS = 200;
 /** Rows per unnest statement: bounds the size of one parameter string, not a database limit. */
 const UNNEST_MAX_ROWS = 50_000;
+/**
+ * An unnest statement of at least this many rows passes a column that holds one value in every row
+ * (the `...timestamps()` spread into each entry, a flag, a batch id) as one scalar parameter
+ * instead of an array of copies: nothing to build per row here, no array for the server to parse
+ * and unnest. Below it the all-array statement is kept, so that few-row calls, whose columns are
+ * often equal by chance, do not each make a statement shape of their own.
+ */
+const CONSTANT_MIN_ROWS = 16;
+/**
+ * Statement shapes kept per table (column set and options × which columns are constant); past it,
+ * new shapes use the all-array statement. Each shape is a prepared statement on every connection.
+ */
+const MAX_SHAPES_PER_TABLE = 64;
 
 type Target = pg.Pool | pg.ClientBase;
 
@@ -34,10 +47,36 @@ interface Unnest {
   text: string;
   /** Named prepared statement: parsed once per connection. */
   name: string;
+  /** Columns passed as one scalar (see CONSTANT_MIN_ROWS), by position; null when none is. */
+  constant: boolean[] | null;
+}
+
+/**
+ * Which columns of rows `[start, end)` hold one value in every row (`===`: the same Date object,
+ * as `timestamps()` gives every entry), or null when none does, when all do (unnest needs an array
+ * to count the rows) or when the rows are too few to be worth a statement shape of their own.
+ */
+function constantColumns(values: readonly unknown[], width: number, start: number, end: number): boolean[] | null {
+  if (end - start < CONSTANT_MIN_ROWS) return null;
+  let found = 0;
+  const constant = new Array<boolean>(width);
+  for (let c = 0; c < width; c++) {
+    const first = values[start * width + c];
+    let same = true;
+    for (let k = (start + 1) * width + c, last = end * width; k < last; k += width) {
+      if (values[k] !== first) {
+        same = false;
+        break;
+      }
+    }
+    constant[c] = same;
+    if (same) found++;
+  }
+  return found === 0 || found === width ? null : constant;
 }
 
 /** One statement of an insertAll, with its data already encoded. */
-type Step = { copy: string; chunks: Buffer[] } | { name: string; text: string; values: string[] };
+type Step = { copy: string; chunks: Buffer[] } | { name: string; text: string; values: (string | null)[] };
 
 interface TableCache {
   meta: PgTable;
@@ -171,10 +210,15 @@ class PostgresRepo implements Repo {
           });
           continue;
         }
-        const statement = this.#unnestStatement(cache, plan);
         for (let start = 0; start < n; start += UNNEST_MAX_ROWS) {
           const end = Math.min(n, start + UNNEST_MAX_ROWS);
-          const parameters = targets.map((target, c) => columnParameter(values, width, c, start, end, target));
+          const constant = constantColumns(values, width, start, end);
+          const statement = this.#unnestStatement(cache, plan, constant);
+          const parameters = targets.map((target, c) => {
+            if (!statement.constant?.[c]) return columnParameter(values, width, c, start, end, target);
+            const value = values[start * width + c];
+            return value === null ? null : pgText(value, target);
+          });
           steps.push({ name: statement.name, text: statement.text, values: parameters });
         }
       } catch (error) {
@@ -200,26 +244,42 @@ class PostgresRepo implements Repo {
     }
   }
 
-  #unnestStatement(cache: TableCache, plan: ShapePlan): Unnest {
-    let statement = cache.statements.get(plan.key);
+  /**
+   * The statement for a plan, with the columns `constant` marks passed as scalars (`$n::type`, one
+   * value for every row) and the others unnested from arrays. Parameters keep the column order.
+   */
+  #unnestStatement(cache: TableCache, plan: ShapePlan, constant: boolean[] | null): Unnest {
+    let key = constant === null ? plan.key : `${plan.key}|${constant.map((c) => (c ? 1 : 0)).join('')}`;
+    let statement = cache.statements.get(key);
+    if (statement === undefined && constant !== null && cache.statements.size >= MAX_SHAPES_PER_TABLE) {
+      constant = null;
+      key = plan.key;
+      statement = cache.statements.get(key);
+    }
     if (statement === undefined) {
       const params: string[] = [];
+      const aliases: string[] = [];
       const select: string[] = [];
       plan.columns.forEach((name, i) => {
         const column = cache.meta.columns.get(name)!;
-        params.push(`$${i + 1}::${column.paramType}[]`);
         // Array columns (and types without an array type) travel as text and are cast per row.
-        select.push(column.paramType === column.type ? `u.c${i}` : `u.c${i}::${column.type}`);
+        const cast = column.paramType === column.type ? '' : `::${column.type}`;
+        if (constant?.[i]) {
+          select.push(`$${i + 1}::${column.paramType}${cast}`);
+          return;
+        }
+        params.push(`$${i + 1}::${column.paramType}[]`);
+        aliases.push(`c${i}`);
+        select.push(`u.c${i}${cast}`);
       });
-      const aliases = plan.columns.map((_, i) => `c${i}`).join(', ');
       const text =
         `INSERT INTO ${cache.meta.sql} (${columnList(plan.columns)}) ` +
-        `SELECT ${select.join(', ')} FROM unnest(${params.join(', ')}) AS u(${aliases})` +
+        `SELECT ${select.join(', ')} FROM unnest(${params.join(', ')}) AS u(${aliases.join(', ')})` +
         conflictClause(plan) +
         returningClause(plan);
       const name = 'throughway_' + createHash('sha1').update(text).digest('hex').slice(0, 24);
-      statement = { text, name };
-      cache.statements.set(plan.key, statement);
+      statement = { text, name, constant };
+      cache.statements.set(key, statement);
     }
     return statement;
   }
