@@ -9,7 +9,7 @@ import type { DemoOptions } from './args.js';
 import { describeTarget, parseDatabase } from './database.js';
 import { int } from './format.js';
 import { createLogger } from './log.js';
-import { PG_QUEUE_TABLE, dropPgQueue, fillPgQueue, openQueuePool, pgQueueState, pgRemaining, pgSource } from './pg-queue.js';
+import { PG_QUEUE_TABLE, dropPgQueue, fillPgQueue, openQueuePool, pgDrained, pgQueueState, pgSource } from './pg-queue.js';
 import { logStreamOver, report, runPipeline, type RunIO, type RunResult } from './run.js';
 import { prepareTarget, removeTarget } from './schema.js';
 import type { RunSummary } from './summary.js';
@@ -31,7 +31,7 @@ export async function runPostgresDemo(options: DemoOptions, io: RunIO): Promise<
     const run = await runPipeline(
       options,
       target,
-      { source, queueFile: null, exactlyOnceQueue: PG_QUEUE_TABLE, drained: async () => (await pgRemaining(pool)) === 0 },
+      { source, queueFile: null, exactlyOnceQueue: PG_QUEUE_TABLE, drained: () => pgDrained(pool) },
       options.events,
       logs.attach,
       logger,

@@ -53,6 +53,17 @@ export async function pgRemaining(pool: pg.Pool): Promise<number> {
   return c.ready + c.leased + c.delayed;
 }
 
+/**
+ * True once no row waits to be acked: the run's end test, polled every 100 ms while the pipeline
+ * runs. An existence test on the claim index (`done_at IS NULL`), not `pgRemaining`'s counts, which
+ * read the whole table each time: ~45 ms of the server's CPU per poll at 200,000 rows, taken from
+ * the pipeline it shares the cores with.
+ */
+export async function pgDrained(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ drained: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${PG_QUEUE_TABLE} WHERE done_at IS NULL) AS drained`);
+  return rows[0]!.drained;
+}
+
 /** Remaining rows and dead letters by reason code, for the summary and the check. */
 export async function pgQueueState(pool: pg.Pool): Promise<QueueState> {
   const byReason: Record<string, number> = {};

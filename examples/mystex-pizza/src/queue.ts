@@ -95,6 +95,11 @@ export function countRemaining(db: Database.Database): number {
   return db.prepare(`SELECT count(*) FROM ${QUEUE_TABLE}`).pluck().get() as number;
 }
 
+/** True once no row waits to be acked: the end test polled by `--workers` runs (no count of the rows). */
+export function queueDrained(db: Database.Database): boolean {
+  return db.prepare(`SELECT NOT EXISTS (SELECT 1 FROM ${QUEUE_TABLE})`).pluck().get() === 1;
+}
+
 /** Remaining rows and dead letters by reason code, for the summary and the check. */
 export function queueState(db: Database.Database): QueueState {
   const deadLetters: Record<string, number> = {};

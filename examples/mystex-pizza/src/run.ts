@@ -19,7 +19,7 @@ import { describeTarget, parseDatabase, type DatabaseTarget } from './database.j
 import { int } from './format.js';
 import { createLogger } from './log.js';
 import { BATCHER_IGNORED, BATCHER_INSERT, type PipelineContext } from './handlers.js';
-import { QUEUE_TABLE, countRemaining, defaultQueuePath, fillQueue, openQueue, queueState, releaseLeasesOf } from './queue.js';
+import { QUEUE_TABLE, countRemaining, defaultQueuePath, fillQueue, openQueue, queueDrained, queueState, releaseLeasesOf } from './queue.js';
 import { claimRun, readRunRecord, recordFinished, releaseRun } from './run-record.js';
 import { refuseForeignRows, startOverIfFinished } from './leftovers.js';
 import { prepareTarget, removeSqliteFile, removeTarget } from './schema.js';
@@ -216,7 +216,7 @@ async function runSqliteDemo(options: DemoOptions, io: RunIO, watch: Signals): P
       logger.warn(`previous run (pid ${deadHolder}) is gone; released the ${int(released)} events it had leased`);
     }
     const remainingAtStart = countRemaining(queueDb);
-    const drained = options.workers > 1 ? () => countRemaining(queueDb) === 0 : undefined;
+    const drained = options.workers > 1 ? () => queueDrained(queueDb) : undefined;
     const run = await runPipeline(options, target, { source: queueSource(queueFile, logger), queueFile, drained }, remainingAtStart, logs.attach, logger, io);
     const state = queueState(queueDb);
     let tables: TableState | undefined;

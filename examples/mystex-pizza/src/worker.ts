@@ -5,8 +5,8 @@
 import { Pipeline } from '@throughway/core';
 import { openDatabase } from '@throughway/sqlite-producer';
 import { createLogger } from './log.js';
-import { openQueuePool, pgRemaining, pgSource } from './pg-queue.js';
-import { QUEUE_TABLE } from './queue.js';
+import { openQueuePool, pgDrained, pgSource } from './pg-queue.js';
+import { queueDrained } from './queue.js';
 import { pipelineOptions, queueSource, type DemoSource } from './run.js';
 import type { WorkerArgs } from './workers.js';
 
@@ -14,23 +14,23 @@ const { options, target, queueFile, exactlyOnceQueue } = JSON.parse(process.argv
 const logger = createLogger(options.logLevel, process.stderr, false);
 const cpu = process.cpuUsage();
 let source: DemoSource;
-let remaining: () => Promise<number>;
+let drained: () => Promise<boolean>;
 let close: () => Promise<void>;
 if (target.kind === 'postgres' && queueFile === null) {
   const pool = await openQueuePool(target);
   source = pgSource(target, (error) => logger.warn({ err: error }, 'queue error; retrying'));
-  remaining = () => pgRemaining(pool);
+  drained = () => pgDrained(pool);
   close = () => pool.end();
 } else {
   const db = openDatabase(queueFile!, 30_000);
   source = queueSource(queueFile!, logger);
-  remaining = async () => db.prepare(`SELECT count(*) FROM ${QUEUE_TABLE}`).pluck().get() as number;
+  drained = async () => queueDrained(db);
   close = async () => void db.close();
 }
 const pipeline = await Pipeline.start(pipelineOptions(options, target, source, logger, exactlyOnceQueue));
 let stopping = false;
 process.on('SIGTERM', () => (stopping = true));
-while (!stopping && (await remaining()) > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+while (!stopping && !(await drained())) await new Promise((resolve) => setTimeout(resolve, 100));
 await pipeline.stop();
 await close();
 const { user, system } = process.cpuUsage(cpu);
