@@ -29,7 +29,9 @@ export interface DeadLetter {
 }
 
 /**
- * A queue's rows by state.
+ * A queue's rows by state. Reads the whole table (~45 ms of the server's CPU at 200,000 rows): an
+ * inspection call, not a poll for emptiness (`NOT EXISTS (SELECT 1 FROM <table> WHERE done_at IS
+ * NULL)` answers that from the claim index).
  *
  * @example
  * await queueCounts(pool, { table: 'orders_queue' }) // { ready: 10, leased: 2, delayed: 1, done: 0, dead: 0 }
