@@ -12,6 +12,7 @@
  * pattern's handler and payloads, one batcher of 100), cpu (the CPU-heavy handler, ITER sha256
  * rounds a message, 37 ≈ 50 µs). MD: processors' maxDemand (0: the runtime's own). BATCH: batch
  * slots of a batcher of 100 (0: none). RT: threads | inline. CONC: processor concurrency (2).
+ * YOUNG_MB: the processors' `resourceLimits.maxYoungGenerationSizeMb` (unset: V8's own sizing).
  * TOPO=1 prints topology() and stats() at the end.
  */
 import fs from 'node:fs';
@@ -38,6 +39,7 @@ if (KIND === 'cpu') {
 const ack = new CountingAck();
 const producer = new GatedProducer(data, createMessage, ack);
 const proc = { runtime: RT, concurrency: +(process.env.CONC ?? 2) };
+if (process.env.YOUNG_MB) proc.resourceLimits = { maxYoungGenerationSizeMb: +process.env.YOUNG_MB };
 if (MD > 0) proc.maxDemand = MD;
 const opts = { name: 'ramp', handlers, producer: { module: producer }, processors: { default: proc }, context };
 if (KIND === 'cpu') {} else if (KIND === 'readme') opts.batchers = { default: { concurrency: 1, batchSize: 100, batchTimeout: 1000 } };

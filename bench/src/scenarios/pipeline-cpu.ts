@@ -43,6 +43,15 @@ class PlainThreads {
   }
 }
 const SCENARIO = 'cpu-heavy';
+/**
+ * The processor threads' young generation in the tuned variant (`resourceLimits`). V8 grows a
+ * thread's young generation when objects survive its scavenges, and a processor thread's task data
+ * does: it reached 16 MB semi-spaces here, where the handler's garbage (65 `Hash` objects a
+ * message) then cost ~15% more CPU than in a bare thread (worse cache locality). Capped at 6 MB
+ * (2 MB semi-spaces) the processor threads ran at the bare threads' CPU per message. Not a default:
+ * the same cap cost a high-rate pipeline a third of its rate (README, Tuning on small machines).
+ */
+const TUNED_YOUNG_MB = 6;
 const TARGETS: { micros: number; speedup: number }[] = [
   { micros: 50, speedup: 1.85 },
   { micros: 500, speedup: 1.95 },
@@ -98,9 +107,22 @@ const cpu: Scenario = async ({ quick }) => {
       processors: { default: { runtime: 'threads', concurrency: cores } },
       context,
     });
+    const tunedAck = new CountingAck();
+    const tunedProducer = new GatedProducer(payloads, createMessage, tunedAck);
+    const tuned = await Pipeline.start({
+      name: `bench-cpu-${target.micros}-young${TUNED_YOUNG_MB}`,
+      handlers,
+      producer: { module: tunedProducer },
+      processors: { default: { runtime: 'threads', concurrency: cores, resourceLimits: { maxYoungGenerationSizeMb: TUNED_YOUNG_MB } } },
+      context,
+    }).catch(async (error: unknown) => {
+      await pipeline.stop({ timeout: 5000 }).catch(() => undefined);
+      throw error;
+    });
     const plain = new PlainThreads(cores);
     const loopRates: number[] = [];
     const pipeRates: number[] = [];
+    const tunedRates: number[] = [];
     const plainRates: number[] = [];
     const loopCores: number[] = [];
     const pipeCores: number[] = [];
@@ -111,6 +133,7 @@ const cpu: Scenario = async ({ quick }) => {
       loopRound(payloads, Math.round(n / 4), iterations);
       await plain.round(Math.round(n / 2), iterations);
       await timedRounds(producer, ack, { warmup: Math.round(n / 2), n: 0, rounds: 0 });
+      await timedRounds(tunedProducer, tunedAck, { warmup: Math.round(n / 2), n: 0, rounds: 0 });
       for (let r = 0; r < rounds; r++) {
         const { value: loop, cores: lc } = await coresUsed(() => loopRound(payloads, n, iterations));
         loopRates.push(loop);
@@ -119,7 +142,12 @@ const cpu: Scenario = async ({ quick }) => {
         const bareRound = () => plain.round(n * cores, iterations);
         const pipeRound = () => coresUsed(() => timedRounds(producer, ack, { warmup: 0, n: n * cores, rounds: 1 }));
         let bare = bareFirst ? await bareRound() : 0;
+        const tunedRound = async () => (await timedRounds(tunedProducer, tunedAck, { warmup: 0, n: n * cores, rounds: 1 }))[0]!;
+        // The tuned pipeline runs next to the default one, before it in odd rounds and after it in even ones.
+        const tunedFirst = r % 2 === 1;
+        if (tunedFirst) tunedRates.push(await tunedRound());
         const { value: pipeRounds, cores: pc, mainBusy: mb } = await pipeRound();
+        if (!tunedFirst) tunedRates.push(await tunedRound());
         if (!bareFirst) bare = await bareRound();
         plainRates.push(bare);
         const pipe = pipeRounds[0]!;
@@ -134,6 +162,7 @@ const cpu: Scenario = async ({ quick }) => {
       throw err;
     } finally {
       await plain.close();
+      await tuned.stop({ timeout: 5000 }).catch(() => undefined);
     }
     const { unacked } = await pipeline.stop();
 
@@ -180,6 +209,17 @@ const cpu: Scenario = async ({ quick }) => {
       target: '>= 0.95 (issue 10)',
       met: ofCeiling >= 0.95 && ack.failed === 0,
       note: `median of ${rounds} per-round ratios, range ${Math.min(...ofBare).toFixed(2)}–${Math.max(...ofBare).toFixed(2)}; bare threads and pipeline alternate in ABBA order`,
+    });
+    const tunedOfBare = tunedRates.map((t, i) => t / plainRates[i]!);
+    results.push({
+      scenario: SCENARIO,
+      case: `~${target.micros} µs/msg: pipeline with processors' young generation at ${TUNED_YOUNG_MB} MB ÷ ${cores} bare threads`,
+      value: median(tunedOfBare),
+      unit: 'of bare threads',
+      note: joinNotes(
+        `processors.default.resourceLimits = { maxYoungGenerationSizeMb: ${TUNED_YOUNG_MB} }, a second pipeline run in the same rounds next to the default one; median of ${rounds} per-round ratios, range ${Math.min(...tunedOfBare).toFixed(2)}–${Math.max(...tunedOfBare).toFixed(2)}`,
+        tunedAck.failed > 0 && `${tunedAck.failed} messages failed`,
+      ),
     });
     results.push({
       scenario: SCENARIO,
