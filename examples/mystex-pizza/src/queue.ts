@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { enqueue, migrate, openDatabase, releaseLeases } from '@throughway/sqlite-producer';
+import { enqueue, migrate, openDatabase, queueDrained as sqliteQueueDrained, releaseLeases } from '@throughway/sqlite-producer';
 import { UsageError } from './errors.js';
 import type { QueueState } from './check.js';
 import type { DatabaseTarget } from './database.js';
@@ -97,7 +97,7 @@ export function countRemaining(db: Database.Database): number {
 
 /** True once no row waits to be acked: the end test polled by `--workers` runs (no count of the rows). */
 export function queueDrained(db: Database.Database): boolean {
-  return db.prepare(`SELECT NOT EXISTS (SELECT 1 FROM ${QUEUE_TABLE})`).pluck().get() === 1;
+  return sqliteQueueDrained(db, { table: QUEUE_TABLE });
 }
 
 /** Remaining rows and dead letters by reason code, for the summary and the check. */

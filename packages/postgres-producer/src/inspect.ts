@@ -30,8 +30,7 @@ export interface DeadLetter {
 
 /**
  * A queue's rows by state. Reads the whole table (~45 ms of the server's CPU at 200,000 rows): an
- * inspection call, not a poll for emptiness (`NOT EXISTS (SELECT 1 FROM <table> WHERE done_at IS
- * NULL)` answers that from the claim index).
+ * inspection call, not a poll for emptiness (`queueDrained` answers that from the claim index).
  *
  * @example
  * await queueCounts(pool, { table: 'orders_queue' }) // { ready: 10, leased: 2, delayed: 1, done: 0, dead: 0 }
@@ -46,6 +45,20 @@ export async function queueCounts(db: pg.Pool | pg.ClientBase, options: { table?
       (SELECT count(*) FROM ${n.dead})::int AS dead
     FROM ${n.q}`);
   return rows[0]!;
+}
+
+/**
+ * True when no row of the queue waits to be acked (none ready, leased or delayed; done and
+ * dead-lettered rows do not count). An existence test on the claim index (`done_at IS NULL`), so
+ * its cost does not grow with the table: the call to poll for the end of a run.
+ *
+ * @example
+ * while (!(await queueDrained(pool, { table: 'orders_queue' }))) await setTimeout(100)
+ */
+export async function queueDrained(db: pg.Pool | pg.ClientBase, options: { table?: string } = {}): Promise<boolean> {
+  const n = queueNames(tableName(options.table, 'queueDrained.table', 'throughway_events'));
+  const { rows } = await db.query<{ drained: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${n.q} WHERE done_at IS NULL) AS drained`);
+  return rows[0]!.drained;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Queue mode against the machine's real Postgres: claims, leases, acks, retries, dead letters.
 import { describe, expect, test } from 'vitest';
 import pg from 'pg';
-import { PostgresQueueProducer, deadLetters, enqueue, migrate, postgresQueue, queueCounts, QUEUE_STORAGE } from '@throughway/postgres-producer';
+import { PostgresQueueProducer, deadLetters, enqueue, migrate, postgresQueue, queueCounts, queueDrained, QUEUE_STORAGE } from '@throughway/postgres-producer';
 import { PG_URL, ack, controller, fail, sleep, testPool, uniqueTable, waitFor } from './helpers.js';
 
 async function queueWith(payloads: string[], table = uniqueTable()): Promise<{ pool: pg.Pool; table: string }> {
@@ -205,6 +205,38 @@ describe('claims and acks', () => {
     expect(await queueCounts(pool, { table })).toEqual({ ready: 0, leased: 0, delayed: 0, done: 2, dead: 0 });
     const { rows } = await pool.query(`SELECT leased_by FROM "${table}" WHERE done_at IS NOT NULL`);
     expect(rows.map((r) => r.leased_by)).toEqual([producer.leasedBy, producer.leasedBy]);
+    await producer.terminate();
+  });
+
+  test('queueDrained: false while any row is ready, leased or delayed; true once every row is acked, marked done or dead-lettered', async () => {
+    const { pool, table } = await queueWith([]);
+    expect(await queueDrained(pool, { table })).toBe(true);
+    await enqueue(pool, ['ok', 'retry', 'dead', 'kept'], { table });
+    expect(await queueDrained(pool, { table })).toBe(false);
+    const { producer, c } = await started({ connection: pool, table, migrate: false, onSuccess: 'mark_done', maxAttempts: 2, backoff: { baseMs: 300, maxMs: 300 } });
+    producer.handleDemand(4);
+    await waitFor(() => c.pushed.length === 4, 'four messages');
+    const [ok, retry, dead, kept] = c.pushed as [(typeof c.pushed)[0], (typeof c.pushed)[0], (typeof c.pushed)[0], (typeof c.pushed)[0]];
+    dead.acknowledger!.data = dead.acknowledger!.module.configure!(dead.acknowledger!.ref, dead.acknowledger!.data, { retry: false });
+    await ack([ok], [fail(retry, 'later'), fail(dead, 'never')]);
+    expect(await queueCounts(pool, { table })).toEqual({ ready: 0, leased: 1, delayed: 1, done: 1, dead: 1 });
+    expect(await queueDrained(pool, { table })).toBe(false);
+    await ack([kept]);
+    expect(await queueCounts(pool, { table })).toMatchObject({ leased: 0, delayed: 1 });
+    expect(await queueDrained(pool, { table })).toBe(false);
+    producer.handleDemand(1);
+    await waitFor(() => c.pushed.length === 5, 'the retried row, after its backoff');
+    expect(c.pushed[4]!.data).toBe('retry');
+    await ack([c.pushed[4]!]);
+    expect(await queueCounts(pool, { table })).toEqual({ ready: 0, leased: 0, delayed: 0, done: 3, dead: 1 });
+    expect(await queueDrained(pool, { table })).toBe(true);
+    const client = await pool.connect();
+    try {
+      expect(await queueDrained(client, { table })).toBe(true);
+    } finally {
+      client.release();
+    }
+    await expect(queueDrained(pool, { table: 'x; drop table y' })).rejects.toMatchObject({ code: 'ERR_THROUGHWAY_INVALID_OPTION', message: expect.stringContaining('`queueDrained.table`') });
     await producer.terminate();
   });
 

@@ -9,4 +9,4 @@ export { exponentialBackoff, quoteIdentifier, type SqliteQueueOptions, type Sqli
 export { sqliteCursor, SqliteCursorProducer, type SqliteCursorSource } from './cursor.js';
 export { cursorAcknowledger, type CursorStats, type CursorAckData } from './cursor-acknowledger.js';
 export { AckTracker, type CursorKey } from './ack-tracker.js';
-export { countPending, queueCounts, leasedRows, releaseLeases, deadLetters, readCheckpoint, cursorFailures, type DeadLetter, type QueueCounts, type LeasedRow, type CursorFailure } from './inspect.js';
+export { countPending, queueDrained, queueCounts, leasedRows, releaseLeases, deadLetters, readCheckpoint, cursorFailures, type DeadLetter, type QueueCounts, type LeasedRow, type CursorFailure } from './inspect.js';

@@ -42,6 +42,18 @@ export function countPending(db: SqliteDatabase | string, options: { table?: str
   return withDatabase(db, (conn) => conn.prepare(`SELECT count(*) FROM ${t} WHERE done_at IS NULL`).pluck().get() as number);
 }
 
+/**
+ * True when no row of the queue waits to be acked (`countPending(...) === 0`, without counting:
+ * the first pending row ends the scan). Takes a connection or a file path.
+ *
+ * @example
+ * while (!queueDrained(db, { table: 'orders' })) await setTimeout(100)
+ */
+export function queueDrained(db: SqliteDatabase | string, options: { table?: string } = {}): boolean {
+  const t = quoteIdentifier(tableName(options.table, 'queueDrained.table', 'throughway_events'), 'queueDrained.table');
+  return withDatabase(db, (conn) => conn.prepare(`SELECT NOT EXISTS (SELECT 1 FROM ${t} WHERE done_at IS NULL)`).pluck().get() === 1);
+}
+
 /** SQL true when lease `l` holds queue row `q` at `@now` (the rule of queue-store.ts). */
 const LEASE_HOLDS_ROW = 'q.id BETWEEN l.first_id AND l.last_id AND l.id > q.released_lease AND q.available_at <= l.created_at AND l.lease_until >= @now';
 

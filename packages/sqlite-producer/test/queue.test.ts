@@ -4,6 +4,7 @@ import type { ThroughwayMessage } from '@throughway/core';
 import {
   SqliteQueueProducer,
   countPending,
+  queueDrained,
   deadLetters,
   enqueue,
   migrate,
@@ -225,6 +226,33 @@ describe('acks', () => {
     expect(queueCounts(file)).toMatchObject({ done: 2, leased: 0, ready: 1 });
     expect(countPending(file)).toBe(1);
     expect(p.handleDemand(5).map((m) => m.data)).toEqual(['c']);
+  });
+
+  test('queueDrained: false while any row is ready, leased or delayed; true once each is acked, marked done or dead-lettered', async () => {
+    const file = tmpDb();
+    migrate(file);
+    expect(queueDrained(file)).toBe(true);
+    enqueue(file, ['ok', 'retry', 'dead', 'kept']);
+    expect(queueDrained(file)).toBe(false);
+    const { p, c } = producer({ database: file, onSuccess: 'mark_done', backoff: { baseMs: 300, maxMs: 300 }, pollInterval: 10 });
+    const [ok, retry, dead, kept] = p.handleDemand(4) as [ThroughwayMessage, ThroughwayMessage, ThroughwayMessage, ThroughwayMessage];
+    dead.acknowledger!.data = queueAcknowledger.configure!(dead.acknowledger!.ref, dead.acknowledger!.data, { retry: false });
+    await ack([ok], [fail(retry, 'later'), fail(dead, 'never')]);
+    expect(queueCounts(file)).toEqual({ ready: 0, leased: 1, delayed: 1, done: 1, dead: 1 });
+    expect(queueDrained(file)).toBe(false);
+    await ack([kept]);
+    expect(queueCounts(file)).toMatchObject({ leased: 0, delayed: 1 });
+    expect(queueDrained(file)).toBe(false);
+    expect(p.handleDemand(1)).toEqual([]);
+    await waitFor(() => c.pushed.length === 1, 'the retried row, after its backoff');
+    expect(c.pushed[0]!.data).toBe('retry');
+    await ack([c.pushed[0]!]);
+    expect(queueCounts(file)).toEqual({ ready: 0, leased: 0, delayed: 0, done: 3, dead: 1 });
+    const db = open(file);
+    expect(queueDrained(db)).toBe(true);
+    db.close();
+    expect(queueDrained(file)).toBe(true);
+    expect(() => queueDrained(file, { table: 'x"; DROP TABLE y; --' })).toThrow(expect.objectContaining({ code: 'ERR_THROUGHWAY_INVALID_OPTION', message: expect.stringContaining('`queueDrained.table`') }));
   });
 
   test('a failed row goes back to pending with attempts incremented, last_error and a backoff', async () => {
