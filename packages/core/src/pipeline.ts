@@ -125,6 +125,7 @@ export class Pipeline {
         this.#logger.error({ pipeline: o.name, stage: 'processor', messages, err: logErr(serializeError(error)) }, THREAD_DEATH_LOG[phase]);
       },
       warn: (message) => this.#logger.warn({ pipeline: o.name }, message),
+      notice: (message) => this.#logger.info({ pipeline: o.name, stage: 'processor' }, message),
     });
     const batchers = o.batchers.length > 0 ? new Map<string, BatcherStage>() : null;
     this.#batchers = batchers;

@@ -24,17 +24,26 @@ async function init(): Promise<ProcessorScope> {
   return { handlers, context, processor: config.processor, batchers: config.batchers, crossesThreads: true };
 }
 
+let tornDown: Promise<string | undefined> | undefined;
+
+/** Runs `teardown` once, whether the pipeline's stop or a retirement (a `teardown` task) asks first. */
+function teardownOnce(handlers: PipelineHandlers, context: () => unknown): Promise<string | undefined> {
+  return (tornDown ??= (async () => {
+    try {
+      await handlers.teardown?.(context());
+      return undefined;
+    } catch (e) {
+      return (e as Error)?.message ?? String(e);
+    }
+  })());
+}
+
 function listenForTeardown(handlers: PipelineHandlers, context: () => unknown): void {
   const channel = new BroadcastChannel(config.channel);
   // Unref'd: the channel must not keep a thread alive that Piscina wants to end.
   channel.unref();
   channel.onmessage = async () => {
-    let error: string | undefined;
-    try {
-      await handlers.teardown?.(context());
-    } catch (e) {
-      error = (e as Error)?.message ?? String(e);
-    }
+    const error = await teardownOnce(handlers, context);
     channel.postMessage({ threadId, error });
     channel.close();
   };
@@ -100,13 +109,23 @@ async function runTask(task: ProcessorTask): Promise<Answer> {
     return { result: { outputs: [], threadId, initError: serializeError(error) }, transfer: [] };
   }
   if (task.kind === 'describe') return { result: { shape: shapeOf(current.handlers), threadId }, transfer: [] };
+  if (task.kind === 'teardown') {
+    const teardownError = await teardownOnce(current.handlers, () => current.context);
+    return { result: teardownError === undefined ? { outputs: [], threadId } : { outputs: [], threadId, teardownError }, transfer: [] };
+  }
   const outputs = [];
+  let awaited = false;
   for (const call of task.calls) {
     if (call.datasJson !== undefined) call.datas = JSON.parse(call.datasJson) as unknown[];
     const out = runProcessorCall(current, call);
+    if (isThenable(out)) awaited = true;
     outputs.push(isThenable(out) ? await out : out);
   }
-  if (outputs.every((out) => out.values === undefined)) return { result: { outputs, threadId, busyMs: performance.now() - started }, transfer: [] };
+  if (outputs.every((out) => out.values === undefined)) {
+    const result: ProcessorTaskResult = { outputs, threadId, busyMs: performance.now() - started };
+    if (awaited) result.awaited = true;
+    return { result, transfer: [] };
+  }
 
   // Values of all calls (forwarded to batchers, or wanted by the acknowledger) go into one
   // buffer so the task answers with one transfer.
@@ -126,6 +145,7 @@ async function runTask(task: ProcessorTask): Promise<Answer> {
     at += n;
   }
   const result: ProcessorTaskResult = { outputs, threadId, buffer: encoded.buffer, offsets, busyMs: performance.now() - started };
+  if (awaited) result.awaited = true;
   // Moved, not copied: the values and their offsets (one ArrayBuffer) are handed to the main
   // thread, which forwards slices of them to the batch workers and decodes a slice only where
   // an acknowledger reads `data`.

@@ -43,7 +43,8 @@ export interface PortAnswer {
  */
 export type WireCall = CallInput & { datasJson?: string };
 
-export type ProcessorTask = { kind: 'describe' } | { kind: 'calls'; calls: WireCall[] };
+/** `teardown`: the thread is being retired while the pipeline runs (see `ThreadsRuntime`). */
+export type ProcessorTask = { kind: 'describe' } | { kind: 'teardown' } | { kind: 'calls'; calls: WireCall[] };
 
 /** A task's answer: the calls' outputs, with forwarded values encoded into one buffer. */
 export interface ProcessorTaskResult {
@@ -57,6 +58,10 @@ export interface ProcessorTaskResult {
   offsets?: Uint32Array[];
   /** The thread's time on the task: callbacks, codec and task overhead (`stats().processors.load`). */
   busyMs?: number;
+  /** Some callback returned a promise: `busyMs` includes time spent waiting, not only working. */
+  awaited?: true;
+  /** A `teardown` task: the error `teardown` threw, as text. */
+  teardownError?: string;
 }
 
 export interface DescribeResult {

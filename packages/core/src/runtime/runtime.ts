@@ -61,6 +61,8 @@ export interface RuntimeOptions {
   onThreadDeath: (death: import('./isolation.js').ThreadDeath) => void;
   /** A warning for the pipeline's logger (once, at start). */
   warn: (message: string) => void;
+  /** Something an operator may want to know that is not a problem (the logger's info level). */
+  notice?: (message: string) => void;
 }
 
 /**

@@ -50,8 +50,18 @@ class TaskPort {
   #calls = new Map<number, PortCall>();
   #nextId = 0;
   #closed = false;
+  /** Takes no new tasks: ends (its `teardown`, then its thread) once those it holds are answered. */
+  retiring = false;
+  /** A task was posted here, so the thread loaded the handler module and ran `setup`. */
+  setUp = false;
 
-  constructor(hello: TaskPortHello, worker: Worker, onAnswer: () => void, onExit: (port: TaskPort, code: number) => void) {
+  constructor(
+    hello: TaskPortHello,
+    worker: Worker,
+    readonly pool: Piscina,
+    onAnswer: (port: TaskPort) => void,
+    onExit: (port: TaskPort, code: number) => void,
+  ) {
     this.threadId = hello.threadId;
     this.#port = hello.throughwayTaskPort;
     this.#port.on('message', ({ id, result, error }: PortAnswer) => {
@@ -63,7 +73,7 @@ class TaskPort {
       if (this.#calls.size === 0) this.#port.unref();
       if (error !== undefined) call.reject(reviveThrown(error as Parameters<typeof reviveThrown>[0]));
       else call.resolve(result as ProcessorTaskResult);
-      onAnswer();
+      onAnswer(this);
     });
     this.#port.unref();
     worker.on('error', (error) => (this.cause = error));
@@ -84,6 +94,7 @@ class TaskPort {
   post(task: ProcessorTask, call: PortCall): void {
     const id = this.#nextId++;
     this.#port.postMessage({ id, task } satisfies PortTask);
+    this.setUp = true;
     if (this.#calls.size === 0) this.#port.ref();
     this.#calls.set(id, call);
   }
@@ -161,6 +172,26 @@ const PACK_BELOW_LOAD = 0.4;
 const SPREAD_FROM_LOAD = 0.6;
 const LOAD_WINDOW_MS = 100;
 
+/**
+ * The processors' young generation, chosen from the handlers' measured cost. V8 grows a thread's
+ * young generation to 16 MB semi-spaces once anything outlives its scavenges (a task's messages
+ * always do), and a handler that makes much short-lived garbage then runs 10-15% slower (its
+ * garbage no longer fits the caches; a ~50 µs SHA-256 handler ran at 0.84-0.91 of two bare
+ * threads, which never grow theirs). A cap of TUNED_YOUNG_MB closes that gap (0.955-0.959) but
+ * costs light handlers, whose tasks hold thousands of live messages, a sixth to a third of their
+ * rate, and no cap suits both. So the threads start with V8's own sizing and, once synchronous
+ * handlers measure HEAVY_MICROS or more a message (over MEASURE_MS of their time, after
+ * WARMUP_MS), the pool is replaced once, thread by thread, by one whose young generation is
+ * TUNED_YOUNG_MB. A `resourceLimits.maxYoungGenerationSizeMb` set by the user is kept as it is.
+ * The time is the thread's wall clock over a task (a descheduled thread reads slower), and a light
+ * handler taken for a heavy one loses more than the reverse, so the line is high: the README
+ * pattern's handler (~2-4 µs warm) read 13.8 µs over its first 200 ms, the demo's 6.2.
+ */
+const HEAVY_MICROS = 30;
+const TUNED_YOUNG_MB = 10;
+const WARMUP_MS = 300;
+const MEASURE_MS = 300;
+
 /** One call's batches, their values copied into one buffer (see concatBatches). */
 function encodeBatches(batcher: string, jobs: BatchJob[]): EncodedBatch[] {
   // Every ref a batch holds came from runCalls: slices of a processor's buffer.
@@ -210,6 +241,19 @@ export class ThreadsRuntime implements PipelineRuntime {
   #windowBusyMs = 0;
   #tasksRunning = 0;
   #idleSince = 0;
+  #resourceLimits: RuntimeOptions['resourceLimits'];
+  #concurrency: number;
+  #onIdleDeath: (error: unknown) => void;
+  #notice: (message: string) => void;
+  #warn: (message: string) => void;
+  /** Measuring the handlers' cost, for the young generation (see HEAVY_MICROS); false once decided. */
+  #tuning: { warmupMs: number; busyMs: number; messages: number } | false;
+  /** Pools being replaced: each ends once its last thread has retired. */
+  #retiringPools = new Set<Piscina>();
+  /** Replaced pools being destroyed. */
+  #ending: Promise<void>[] = [];
+  /** Retired threads running their `teardown`: their pool waits for them. */
+  #tearingDown = new Set<TaskPort>();
 
   constructor(options: RuntimeOptions) {
     this.#config = {
@@ -233,12 +277,33 @@ export class ThreadsRuntime implements PipelineRuntime {
       }
       this.#batchThreads.set(b.name, threads);
     }
-    this.#pool = new Piscina({
+    this.#resourceLimits = options.resourceLimits;
+    this.#concurrency = options.concurrency;
+    this.#notice = options.notice ?? (() => undefined);
+    this.#warn = options.warn;
+    this.#tuning = options.resourceLimits?.maxYoungGenerationSizeMb === undefined ? { warmupMs: 0, busyMs: 0, messages: 0 } : false;
+    // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
+    warnSqliteThreadHazard(options.handlers, options.warn);
+    this.#onThreadDeath = options.onThreadDeath;
+    // A thread that died holding no task (say, a timer threw after its task ended). Without a
+    // listener this 'error' would be re-thrown on the main thread and end the process.
+    const onIdleDeath = (error: unknown) => {
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
+    };
+    this.#onIdleDeath = onIdleDeath;
+    this.#pool = this.#startPool(options.resourceLimits);
+    this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath, threadsSeen: this.#threadsSeen });
+  }
+
+  /** A pool of processor threads; each sends its task port with its first message. */
+  #startPool(resourceLimits: RuntimeOptions['resourceLimits']): Piscina {
+    const pool = new Piscina({
       // A path, not the URL: Piscina turns a `file:` URL into a path on every task (`new URL`
       // and `fileURLToPath`, ~1 µs of the main thread per task).
       filename: fileURLToPath(processorTaskUrl),
-      minThreads: options.concurrency,
-      maxThreads: options.concurrency,
+      minThreads: this.#concurrency,
+      maxThreads: this.#concurrency,
       idleTimeout: 2 ** 31 - 1,
       // A second task waits inside the thread, so it starts as soon as the first ends instead of
       // after a round trip through the main thread's event loop.
@@ -249,22 +314,14 @@ export class ThreadsRuntime implements PipelineRuntime {
       // sides; nothing reads them (stats().processors.load comes from the task's own clock).
       recordTiming: false,
       workerData: { ...this.#config, taskPort: true } satisfies ProcessorThreadConfig,
-      resourceLimits: options.resourceLimits,
+      resourceLimits,
       // No `execArgv`: inherited by default, the parent's flags (a loader, --conditions) reach
       // the thread; passed explicitly, V8 flags such as --max-semi-space-size would be refused.
     });
-    // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
-    warnSqliteThreadHazard(options.handlers, options.warn);
-    this.#onThreadDeath = options.onThreadDeath;
-    // A thread that died holding no task (say, a timer threw after its task ended). Without a
-    // listener this 'error' would be re-thrown on the main thread and end the process.
-    const onIdleDeath = (error: unknown) => {
-      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
-      options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
-    };
-    this.#pool.on('message', (hello: TaskPortHello) => {
+    pool.on('message', (hello: TaskPortHello) => {
       if (!hello?.throughwayTaskPort) return;
-      const worker = this.#stopping ? undefined : this.#pool.threads.find((t) => t.threadId === hello.threadId);
+      // A thread of a pool being replaced (one Piscina started after a death there) gets no task.
+      const worker = this.#stopping || this.#retiringPools.has(pool) ? undefined : pool.threads.find((t) => t.threadId === hello.threadId);
       if (!worker) {
         hello.throughwayTaskPort.close();
         return;
@@ -272,22 +329,97 @@ export class ThreadsRuntime implements PipelineRuntime {
       const port = new TaskPort(
         hello,
         worker,
-        () => this.#drain(),
-        (gone, code) => this.#threadExited(gone, code, onIdleDeath),
+        pool,
+        (answered) => {
+          if (answered.retiring && answered.usage === 0) this.#endRetired(answered);
+          this.#drain();
+        },
+        (gone, code) => this.#threadExited(gone, code, this.#onIdleDeath),
       );
       worker.on('error', (error) => this.#claimed.add(error));
       this.#ports.push(port);
+      // A thread of the new pool is up: one of the old pool's takes no more tasks.
+      if (this.#retiringPools.size > 0) {
+        const old = this.#ports.find((p) => p.pool !== pool && !p.retiring);
+        if (old) this.#retire(old);
+      }
       this.#drain();
     });
     // A thread that dies with none of Piscina's own tasks: Piscina emits the error that ended it
     // (before the thread's own 'error' listeners run). A thread with a port reports its death
     // when it exits (`#threadExited`); only a thread without one is reported here.
-    this.#pool.on('error', (error: unknown) => {
+    pool.on('error', (error: unknown) => {
       setImmediate(() => {
-        if (!(typeof error === 'object' && error !== null && this.#claimed.has(error))) onIdleDeath(error);
+        if (!(typeof error === 'object' && error !== null && this.#claimed.has(error))) this.#onIdleDeath(error);
       });
     });
-    this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath, threadsSeen: this.#threadsSeen });
+    return pool;
+  }
+
+  /**
+   * Adds a task's measured cost to the young generation's decision (see HEAVY_MICROS). A task with
+   * a callback that returned a promise ends the measuring: its time is not all work.
+   */
+  #measureCost(result: ProcessorTaskResult, calls: MainMessage[][]): void {
+    const tuning = this.#tuning as { warmupMs: number; busyMs: number; messages: number };
+    if (result.awaited) {
+      this.#tuning = false;
+      return;
+    }
+    const busyMs = result.busyMs ?? 0;
+    if (tuning.warmupMs < WARMUP_MS) {
+      tuning.warmupMs += busyMs;
+      return;
+    }
+    tuning.busyMs += busyMs;
+    for (const call of calls) tuning.messages += call.length;
+    if (tuning.busyMs < MEASURE_MS) return;
+    this.#tuning = false;
+    const micros = (tuning.busyMs * 1000) / tuning.messages;
+    if (micros < HEAVY_MICROS || this.#stopping) return;
+    this.#retiringPools.add(this.#pool);
+    this.#pool = this.#startPool({ ...this.#resourceLimits, maxYoungGenerationSizeMb: TUNED_YOUNG_MB });
+    this.#notice(`processor threads replaced by threads with a ${TUNED_YOUNG_MB} MB young generation: handlers measured ${micros.toFixed(0)} µs a message (set processors.default.resourceLimits.maxYoungGenerationSizeMb to choose it yourself)`);
+  }
+
+  /** The port takes no new task; it ends once the tasks it holds are answered. */
+  #retire(port: TaskPort): void {
+    port.retiring = true;
+    if (port.usage === 0) this.#endRetired(port);
+  }
+
+  /**
+   * A retired thread with nothing left to run: its `teardown` runs (a task on its port), then it is
+   * no longer waited for at stop. Its pool ends with its last thread.
+   */
+  #endRetired(port: TaskPort): void {
+    const at = this.#ports.indexOf(port);
+    if (at < 0) return;
+    this.#ports.splice(at, 1);
+    this.#tearingDown.add(port);
+    const done = (teardownError?: string) => {
+      if (teardownError !== undefined) this.#warn(`teardown failed in a processor thread being replaced: ${teardownError}`);
+      this.#tearingDown.delete(port);
+      this.#threadsSeen.delete(port.threadId);
+      port.close();
+      this.#endPoolIfRetired(port.pool);
+    };
+    // Not `#threadsSeen`: the answer to a thread's first task reaches here before `runCalls` adds it.
+    if (!port.setUp) return done();
+    try {
+      port.post({ kind: 'teardown' }, { resolve: (result) => done(result.teardownError), reject: (error) => done((error as Error)?.message ?? String(error)) });
+    } catch (error) {
+      done((error as Error)?.message ?? String(error));
+    }
+  }
+
+  /** A pool being replaced ends once none of its threads has a task or a `teardown` left to run. */
+  #endPoolIfRetired(pool: Piscina): void {
+    if (!this.#retiringPools.has(pool) || this.#ports.some((p) => p.pool === pool)) return;
+    for (const p of this.#tearingDown) if (p.pool === pool) return;
+    this.#retiringPools.delete(pool);
+    // Awaited by stop(), so that no thread of it outlives the pipeline.
+    this.#ending.push(pool.destroy().catch(() => undefined));
   }
 
   /** Whether processor tasks are packed onto the busiest thread with room (see PACK_BELOW_LOAD). */
@@ -301,7 +433,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     let usage = this.#packed ? -1 : TASKS_PER_THREAD;
     for (const port of this.#ports) {
       const u = port.usage;
-      if (u >= TASKS_PER_THREAD) continue;
+      if (u >= TASKS_PER_THREAD || port.retiring) continue;
       if (this.#packed ? u > usage : u < usage) {
         pick = port;
         usage = u;
@@ -344,6 +476,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     if (this.#stopping || port.closed) return;
     const error = port.cause ?? new Error(`worker exited with code: ${code}`);
     if (port.die(error) === 0) onIdleDeath(error);
+    this.#endPoolIfRetired(port.pool);
     this.#drain();
   }
 
@@ -419,6 +552,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     this.#threadsSeen.add(result.threadId);
     const busyMs = result.busyMs ?? 0;
     this.#measureLoad(busyMs);
+    if (this.#tuning) this.#measureCost(result, calls);
     const buffer = result.buffer;
     if (!buffer) return { outputs: result.outputs, refs: [], busyMs };
     return { outputs: result.outputs, refs: result.offsets!.map((offsets) => slicesOf(buffer, offsets)), busyMs };
@@ -459,13 +593,15 @@ export class ThreadsRuntime implements PipelineRuntime {
     for (const port of this.#ports.splice(0)) port.die(stopped);
     for (const { call } of this.#waiting.splice(0)) call.reject(stopped);
     const batchThreads = [...this.#batchThreads.values()].flat();
-    await Promise.all([this.#pool.destroy(), this.#isolation.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
+    const pools = [this.#pool, ...this.#retiringPools];
+    this.#retiringPools.clear();
+    await Promise.all([...pools.map((pool) => pool.destroy()), ...this.#ending, this.#isolation.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
   }
 
   // Piscina cannot address each thread, so teardown is broadcast and each live thread that
   // ran `setup` answers with its id. Bounded: a thread that does not answer is ended anyway.
   async #teardownProcessors(): Promise<void> {
-    const live = [...this.#pool.threads.map((t) => t.threadId), ...this.#isolation.threadIds];
+    const live = [...[this.#pool, ...this.#retiringPools].flatMap((pool) => pool.threads.map((t) => t.threadId)), ...this.#isolation.threadIds];
     const waiting = new Set(live.filter((id) => this.#threadsSeen.has(id)));
     if (waiting.size === 0) return;
     const channel = new BroadcastChannel(this.#config.channel);
