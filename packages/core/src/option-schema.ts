@@ -49,7 +49,7 @@ export const OPTION_SCHEMA = [
   { path: 'processors.default.resourceLimits', type: 'object', doc: 'Per-thread heap limits (threads only).' },
   // Whole megabytes: a fraction of a MB of heap or stack is a thread that dies at start-up.
   { path: 'processors.default.resourceLimits.maxOldGenerationSizeMb', type: 'integer', min: 1, max: 1_048_576, doc: 'Main heap of each thread, in MB.' },
-  { path: 'processors.default.resourceLimits.maxYoungGenerationSizeMb', type: 'integer', min: 1, max: 1_048_576, doc: 'Young generation of each thread, in MB (unset: V8\'s, 10 MB once handlers measure CPU-heavy).' },
+  { path: 'processors.default.resourceLimits.maxYoungGenerationSizeMb', type: 'integer', min: 1, max: 1_048_576, doc: 'Young generation of each thread, in MB (unset: V8\'s, 10 MB once handlers measure CPU-heavy with little data a message).' },
   { path: 'processors.default.resourceLimits.codeRangeSizeMb', type: 'integer', min: 1, max: 1_048_576, doc: 'Code range of each thread, in MB.' },
   { path: 'processors.default.resourceLimits.stackSizeMb', type: 'integer', min: 1, max: 1024, doc: 'Stack of each thread, in MB.' },
   { path: 'batchers', type: 'object', doc: 'Batchers by name: a plain object.' },

@@ -55,7 +55,8 @@ export interface ProcessorOptions {
    * `codeRangeSizeMb` up to 1048576; `stackSizeMb` up to 1024; all above 0). Without
    * `maxYoungGenerationSizeMb`, the processor threads start with V8's own young generation and are
    * replaced once (each after its tasks end, `teardown` then `setup` on the new one) by threads
-   * with a 10 MB one when synchronous handlers measure 30 µs a message or more.
+   * with a 10 MB one when synchronous handlers measure 30 µs a message or more with little data
+   * (≤ 1 KB of string, byte or number data in, ≤ 128 bytes of processed data out, a message).
    */
   resourceLimits?: ResourceLimits;
 }

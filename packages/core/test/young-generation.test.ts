@@ -146,6 +146,21 @@ describe('threads runtime: the processors\' young generation', () => {
     await p.stop();
   }, 60_000);
 
+  test('CPU-heavy handlers whose messages carry much data keep V8\'s young generation (a task\'s live data would not fit a small one)', async () => {
+    const { log, cap, started } = start(60, {}, { pad: 2000 });
+    const p = await started;
+    const rec = recorder();
+    const N = 20_000;
+    for (let at = 0; at < N; at += 5000) p.push(rec.messages(at, 5000));
+    await rec.waitFor(N);
+    expect(rec.acked.size).toBe(N);
+    const setups = lines(log).filter((l) => l.ev === 'setup');
+    expect(setups).toHaveLength(2);
+    expect([...rec.acked.values()].some((o) => o.young === 10)).toBe(false);
+    expect(cap.lines.filter((l) => /young generation/.test(l.msg ?? ''))).toEqual([]);
+    await p.stop();
+  }, 60_000);
+
   test('a young generation the user set is kept: no replacement, however heavy the handlers', async () => {
     const { log, cap, started } = start(60, { resourceLimits: { maxYoungGenerationSizeMb: 24 } });
     const p = await started;

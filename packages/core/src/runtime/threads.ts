@@ -181,16 +181,48 @@ const LOAD_WINDOW_MS = 100;
  * costs light handlers, whose tasks hold thousands of live messages, a sixth to a third of their
  * rate, and no cap suits both. So the threads start with V8's own sizing and, once synchronous
  * handlers measure HEAVY_MICROS or more a message (over MEASURE_MS of their time, after
- * WARMUP_MS), the pool is replaced once, thread by thread, by one whose young generation is
- * TUNED_YOUNG_MB. A `resourceLimits.maxYoungGenerationSizeMb` set by the user is kept as it is.
+ * WARMUP_MS) with little data a message (SMALL_INPUT_BYTES), the pool is replaced once, thread by
+ * thread, by one whose young generation is TUNED_YOUNG_MB. A `resourceLimits.maxYoungGenerationSizeMb`
+ * set by the user is kept as it is.
  * The time is the thread's wall clock over a task (a descheduled thread reads slower), and a light
  * handler taken for a heavy one loses more than the reverse, so the line is high: the README
  * pattern's handler (~2-4 µs warm) read 13.8 µs over its first 200 ms, the demo's 6.2.
  */
 const HEAVY_MICROS = 30;
+/**
+ * ...and only when each message's task data is small. A task's live data is copied by every
+ * scavenge, and a capped young generation holds less of it: a ~90 µs handler that parses an 8 KB
+ * JSON document and puts the parsed object as its data ran 30-35% slower at 10 MB (10.9-11.3k
+ * against 15.7-17.6k msg/s), keeping a 0.8 KB one 12% slower, while the SHA-256 handler (200-byte
+ * strings in, a 64-character hash out) gained 5-10%. So the rule asks for data in of at most
+ * SMALL_INPUT_BYTES a message (strings, bytes and numbers: an object's size is not known here, so
+ * objects never qualify) and processed values out of at most SMALL_OUTPUT_BYTES (their encoding).
+ */
+const SMALL_INPUT_BYTES = 1024;
+const SMALL_OUTPUT_BYTES = 128;
 const TUNED_YOUNG_MB = 10;
 const WARMUP_MS = 300;
 const MEASURE_MS = 300;
+
+/** What the young generation's decision adds up (see HEAVY_MICROS), after WARMUP_MS of work. */
+interface Tuning {
+  warmupMs: number;
+  busyMs: number;
+  messages: number;
+  /** Data in: string lengths, byte lengths, 8 a number. */
+  inBytes: number;
+  /** Processed values out, encoded (the answer's buffer). */
+  outBytes: number;
+}
+
+/** A message's data size for the young generation's decision; undefined for objects (not known). */
+function dataSize(data: unknown): number | undefined {
+  if (typeof data === 'string') return data.length;
+  if (typeof data === 'number' || typeof data === 'bigint' || typeof data === 'boolean' || data === null || data === undefined) return 8;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  return undefined;
+}
 
 /** One call's batches, their values copied into one buffer (see concatBatches). */
 function encodeBatches(batcher: string, jobs: BatchJob[]): EncodedBatch[] {
@@ -247,7 +279,7 @@ export class ThreadsRuntime implements PipelineRuntime {
   #notice: (message: string) => void;
   #warn: (message: string) => void;
   /** Measuring the handlers' cost, for the young generation (see HEAVY_MICROS); false once decided. */
-  #tuning: { warmupMs: number; busyMs: number; messages: number } | false;
+  #tuning: Tuning | false;
   /** Pools being replaced: each ends once its last thread has retired. */
   #retiringPools = new Set<Piscina>();
   /** Replaced pools being destroyed. */
@@ -281,7 +313,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     this.#concurrency = options.concurrency;
     this.#notice = options.notice ?? (() => undefined);
     this.#warn = options.warn;
-    this.#tuning = options.resourceLimits?.maxYoungGenerationSizeMb === undefined ? { warmupMs: 0, busyMs: 0, messages: 0 } : false;
+    this.#tuning = options.resourceLimits?.maxYoungGenerationSizeMb === undefined ? { warmupMs: 0, busyMs: 0, messages: 0, inBytes: 0, outBytes: 0 } : false;
     // Node 24.19-24.21 abort when a thread that used better-sqlite3 12 ends: say so once, up front.
     warnSqliteThreadHazard(options.handlers, options.warn);
     this.#onThreadDeath = options.onThreadDeath;
@@ -361,7 +393,7 @@ export class ThreadsRuntime implements PipelineRuntime {
    * a callback that returned a promise ends the measuring: its time is not all work.
    */
   #measureCost(result: ProcessorTaskResult, calls: MainMessage[][]): void {
-    const tuning = this.#tuning as { warmupMs: number; busyMs: number; messages: number };
+    const tuning = this.#tuning as Tuning;
     if (result.awaited) {
       this.#tuning = false;
       return;
@@ -372,11 +404,23 @@ export class ThreadsRuntime implements PipelineRuntime {
       return;
     }
     tuning.busyMs += busyMs;
-    for (const call of calls) tuning.messages += call.length;
+    tuning.outBytes += result.buffer?.byteLength ?? 0;
+    for (const call of calls) {
+      tuning.messages += call.length;
+      for (const m of call) {
+        const size = dataSize(m.data);
+        if (size === undefined) {
+          this.#tuning = false;
+          return;
+        }
+        tuning.inBytes += size;
+      }
+    }
     if (tuning.busyMs < MEASURE_MS) return;
     this.#tuning = false;
     const micros = (tuning.busyMs * 1000) / tuning.messages;
     if (micros < HEAVY_MICROS || this.#stopping) return;
+    if (tuning.inBytes > SMALL_INPUT_BYTES * tuning.messages || tuning.outBytes > SMALL_OUTPUT_BYTES * tuning.messages) return;
     this.#retiringPools.add(this.#pool);
     this.#pool = this.#startPool({ ...this.#resourceLimits, maxYoungGenerationSizeMb: TUNED_YOUNG_MB });
     this.#notice(`processor threads replaced by threads with a ${TUNED_YOUNG_MB} MB young generation: handlers measured ${micros.toFixed(0)} µs a message (set processors.default.resourceLimits.maxYoungGenerationSizeMb to choose it yourself)`);
