@@ -56,6 +56,15 @@ const lines = (file: string) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { ev: string; tid: number; young?: number });
 
+/** Pushes messages `from`..`n - 1` in chunks and waits until all `n` are acked or failed. */
+async function pushAll(p: { push(messages: unknown[]): void }, rec: ReturnType<typeof recorder>, n: number, chunk: number, from = 0): Promise<void> {
+  for (let at = from; at < n; at += chunk) p.push(rec.messages(at, Math.min(chunk, n - at)));
+  await rec.waitFor(n);
+}
+
+/** The pipeline's log lines about a replacement of the processor threads. */
+const notices = (cap: ReturnType<typeof captureLogger>) => cap.lines.filter((l) => /young generation/.test(l.msg ?? ''));
+
 describe('threads runtime: the processors\' young generation', () => {
   const h = useHarness('threads');
 
@@ -76,8 +85,7 @@ describe('threads runtime: the processors\' young generation', () => {
     p.push(rec.messages(0, 500));
     await rec.waitFor(500);
     const threadsBefore = osThreads();
-    for (let at = 500; at < N; at += 5000) p.push(rec.messages(at, Math.min(5000, N - at)));
-    await rec.waitFor(N);
+    await pushAll(p, rec, N, 5000, 500);
     expect(rec.failed).toBe(0);
     expect(rec.duplicates).toBe(0);
     expect([...rec.acked.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i));
@@ -93,10 +101,10 @@ describe('threads runtime: the processors\' young generation', () => {
     expect(p.stats().processors.threadDeaths).toBe(0);
     // The replaced pool is gone: as many threads are left as before the replacement, not twice as many.
     await waitFor(() => osThreads() <= threadsBefore, 'the replaced threads to end', 10_000);
-    const notices = cap.lines.filter((l) => /young generation/.test(l.msg ?? ''));
-    expect(notices).toHaveLength(1);
-    expect(notices[0]).toMatchObject({ level: 30, stage: 'processor' });
-    expect(notices[0].msg).toMatch(/replaced by threads with a 10 MB young generation: handlers measured \d+ µs a message/);
+    const replaced = notices(cap);
+    expect(replaced).toHaveLength(1);
+    expect(replaced[0]).toMatchObject({ level: 30, stage: 'processor' });
+    expect(replaced[0].msg).toMatch(/replaced by threads with a 10 MB young generation: handlers measured \d+ µs a message/);
     expect(cap.warnings()).toEqual([]);
     const result = await p.stop({ timeout: 10_000 });
     expect(result.unacked).toBe(0);
@@ -113,14 +121,13 @@ describe('threads runtime: the processors\' young generation', () => {
     const p = await started;
     const rec = recorder();
     const N = 30_000;
-    for (let at = 0; at < N; at += 3000) p.push(rec.messages(at, 3000));
-    await rec.waitFor(N);
+    await pushAll(p, rec, N, 3000);
     expect(rec.failures.map((f) => f.id).sort((a, b) => a - b)).toEqual(exitOn);
     for (const f of rec.failures) expect(f.code).toBe('ERR_THROUGHWAY_THREAD_DIED');
     expect(rec.duplicates).toBe(0);
     expect(rec.acked.size).toBe(N - exitOn.length);
     expect([...rec.acked.values()].some((o) => o.young === 10)).toBe(true);
-    expect(cap.lines.filter((l) => /young generation/.test(l.msg ?? ''))).toHaveLength(1);
+    expect(notices(cap)).toHaveLength(1);
     await p.stop({ timeout: 10_000 });
     // Each exit kills two threads (the task's, then the isolation thread running the message
     // alone); every other thread that ran setup, retired ones included, ran its teardown once.
@@ -136,43 +143,36 @@ describe('threads runtime: the processors\' young generation', () => {
     const p = await started;
     const rec = recorder();
     const N = 200_000;
-    for (let at = 0; at < N; at += 10_000) p.push(rec.messages(at, 10_000));
-    await rec.waitFor(N);
+    await pushAll(p, rec, N, 10_000);
     const setups = lines(log).filter((l) => l.ev === 'setup');
     expect(setups).toHaveLength(2);
     expect(new Set([...rec.acked.values()].map((o) => o.tid))).toEqual(new Set(setups.map((l) => l.tid)));
     expect([...rec.acked.values()].some((o) => o.young === 10)).toBe(false);
-    expect(cap.lines.filter((l) => /young generation/.test(l.msg ?? ''))).toEqual([]);
+    expect(notices(cap)).toEqual([]);
     await p.stop();
   }, 60_000);
 
-  test('CPU-heavy handlers whose messages carry much data keep V8\'s young generation (a task\'s live data would not fit a small one)', async () => {
-    const { log, cap, started } = start(60, {}, { pad: 2000 });
+  /** Runs `n` messages through a pipeline whose threads must not be replaced; returns the setups. */
+  async function notReplaced(n: number, processors: Record<string, unknown>, context: Record<string, unknown>) {
+    const { log, cap, started } = start(60, processors, context);
     const p = await started;
     const rec = recorder();
-    const N = 20_000;
-    for (let at = 0; at < N; at += 5000) p.push(rec.messages(at, 5000));
-    await rec.waitFor(N);
-    expect(rec.acked.size).toBe(N);
-    const setups = lines(log).filter((l) => l.ev === 'setup');
-    expect(setups).toHaveLength(2);
-    expect([...rec.acked.values()].some((o) => o.young === 10)).toBe(false);
-    expect(cap.lines.filter((l) => /young generation/.test(l.msg ?? ''))).toEqual([]);
+    await pushAll(p, rec, n, 5000);
+    expect(rec.acked.size).toBe(n);
+    expect(notices(cap)).toEqual([]);
     await p.stop();
+    return { outs: [...rec.acked.values()], setups: lines(log).filter((l) => l.ev === 'setup') };
+  }
+
+  test('CPU-heavy handlers whose messages carry much data keep V8\'s young generation (a task\'s live data would not fit a small one)', async () => {
+    const { outs, setups } = await notReplaced(20_000, {}, { pad: 2000 });
+    expect(setups).toHaveLength(2);
+    expect(outs.some((o) => o.young === 10)).toBe(false);
   }, 60_000);
 
   test('a young generation the user set is kept: no replacement, however heavy the handlers', async () => {
-    const { log, cap, started } = start(60, { resourceLimits: { maxYoungGenerationSizeMb: 24 } });
-    const p = await started;
-    const rec = recorder();
-    const N = 30_000;
-    for (let at = 0; at < N; at += 5000) p.push(rec.messages(at, 5000));
-    await rec.waitFor(N);
-    expect(rec.acked.size).toBe(N);
-    const setups = lines(log).filter((l) => l.ev === 'setup');
+    const { outs, setups } = await notReplaced(30_000, { resourceLimits: { maxYoungGenerationSizeMb: 24 } }, {});
     expect(setups.map((l) => l.young)).toEqual([24, 24]);
-    expect(new Set([...rec.acked.values()].map((o) => o.young))).toEqual(new Set([24]));
-    expect(cap.lines.filter((l) => /young generation/.test(l.msg ?? ''))).toEqual([]);
-    await p.stop();
+    expect(new Set(outs.map((o) => o.young))).toEqual(new Set([24]));
   }, 60_000);
 });
