@@ -199,6 +199,8 @@ const HEAVY_MICROS = 30;
  * objects never qualify) and processed values out of at most SMALL_OUTPUT_BYTES (their encoding).
  */
 const SMALL_INPUT_BYTES = 1024;
+/** Messages after which handlers at under half of HEAVY_MICROS are taken as light without waiting for MEASURE_MS. */
+const LIGHT_AFTER_MESSAGES = 10_000;
 const SMALL_OUTPUT_BYTES = 128;
 const TUNED_YOUNG_MB = 10;
 const WARMUP_MS = 300;
@@ -416,7 +418,11 @@ export class ThreadsRuntime implements PipelineRuntime {
         tuning.inBytes += size;
       }
     }
-    if (tuning.busyMs < MEASURE_MS) return;
+    if (tuning.busyMs < MEASURE_MS) {
+      // Clearly light (a no-op handler takes seconds to add up MEASURE_MS): stop counting.
+      if (tuning.messages >= LIGHT_AFTER_MESSAGES && tuning.busyMs * 1000 < (HEAVY_MICROS / 2) * tuning.messages) this.#tuning = false;
+      return;
+    }
     this.#tuning = false;
     const micros = (tuning.busyMs * 1000) / tuning.messages;
     if (micros < HEAVY_MICROS || this.#stopping) return;
