@@ -118,8 +118,10 @@ async function runTask(task: ProcessorTask): Promise<Answer> {
   for (const call of task.calls) {
     if (call.datasJson !== undefined) call.datas = JSON.parse(call.datasJson) as unknown[];
     const out = runProcessorCall(current, call);
-    if (isThenable(out)) awaited = true;
-    outputs.push(isThenable(out) ? await out : out);
+    if (isThenable(out)) {
+      awaited = true;
+      outputs.push(await out);
+    } else outputs.push(out);
   }
   if (outputs.every((out) => out.values === undefined)) {
     const result: ProcessorTaskResult = { outputs, threadId, busyMs: performance.now() - started };

@@ -199,12 +199,12 @@ const HEAVY_MICROS = 30;
  * objects never qualify) and processed values out of at most SMALL_OUTPUT_BYTES (their encoding).
  */
 const SMALL_INPUT_BYTES = 1024;
-/** Messages after which handlers at under half of HEAVY_MICROS are taken as light without waiting for MEASURE_MS. */
-const LIGHT_AFTER_MESSAGES = 10_000;
 const SMALL_OUTPUT_BYTES = 128;
 const TUNED_YOUNG_MB = 10;
 const WARMUP_MS = 300;
 const MEASURE_MS = 300;
+/** Messages after which handlers at under half of HEAVY_MICROS are taken as light without waiting for MEASURE_MS. */
+const LIGHT_AFTER_MESSAGES = 10_000;
 
 /** What the young generation's decision adds up (see HEAVY_MICROS), after WARMUP_MS of work. */
 interface Tuning {
@@ -321,13 +321,12 @@ export class ThreadsRuntime implements PipelineRuntime {
     this.#onThreadDeath = options.onThreadDeath;
     // A thread that died holding no task (say, a timer threw after its task ended). Without a
     // listener this 'error' would be re-thrown on the main thread and end the process.
-    const onIdleDeath = (error: unknown) => {
+    this.#onIdleDeath = (error: unknown) => {
       const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
       options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
     };
-    this.#onIdleDeath = onIdleDeath;
     this.#pool = this.#startPool(options.resourceLimits);
-    this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath, threadsSeen: this.#threadsSeen });
+    this.#isolation = new PoisonIsolation({ config: this.#config, resourceLimits: options.resourceLimits, onDeath: options.onThreadDeath, onIdleDeath: this.#onIdleDeath, threadsSeen: this.#threadsSeen });
   }
 
   /** A pool of processor threads; each sends its task port with its first message. */
@@ -368,7 +367,7 @@ export class ThreadsRuntime implements PipelineRuntime {
           if (answered.retiring && answered.usage === 0) this.#endRetired(answered);
           this.#drain();
         },
-        (gone, code) => this.#threadExited(gone, code, this.#onIdleDeath),
+        (gone, code) => this.#threadExited(gone, code),
       );
       worker.on('error', (error) => this.#claimed.add(error));
       this.#ports.push(port);
@@ -456,10 +455,11 @@ export class ThreadsRuntime implements PipelineRuntime {
     };
     // Not `#threadsSeen`: the answer to a thread's first task reaches here before `runCalls` adds it.
     if (!port.setUp) return done();
+    const failed = (error: unknown) => done((error as Error)?.message ?? String(error));
     try {
-      port.post({ kind: 'teardown' }, { resolve: (result) => done(result.teardownError), reject: (error) => done((error as Error)?.message ?? String(error)) });
+      port.post({ kind: 'teardown' }, { resolve: (result) => done(result.teardownError), reject: failed });
     } catch (error) {
-      done((error as Error)?.message ?? String(error));
+      failed(error);
     }
   }
 
@@ -520,12 +520,12 @@ export class ThreadsRuntime implements PipelineRuntime {
    * is an idle death, an exit included (Piscina reported only those an error ended). Piscina
    * starts the replacement, whose port comes with its first message.
    */
-  #threadExited(port: TaskPort, code: number, onIdleDeath: (error: unknown) => void): void {
+  #threadExited(port: TaskPort, code: number): void {
     const at = this.#ports.indexOf(port);
     if (at >= 0) this.#ports.splice(at, 1);
     if (this.#stopping || port.closed) return;
     const error = port.cause ?? new Error(`worker exited with code: ${code}`);
-    if (port.die(error) === 0) onIdleDeath(error);
+    if (port.die(error) === 0) this.#onIdleDeath(error);
     this.#endPoolIfRetired(port.pool);
     this.#drain();
   }
