@@ -448,7 +448,15 @@ export class Pipeline {
     for (const b of this.#batchers?.values() ?? []) b.stop();
     for (const p of this.#producers) p.stop();
     await this.#terminateProducers(this.#producers);
-    await this.#runtime.stop(!late).catch((error) => this.#logger.error({ pipeline: this.name, err: logErr(serializeError(error)) }, 'runtime stop failed'));
+    const teardowns = await this.#runtime.stop(!late).catch((error: unknown) => {
+      this.#logger.error({ pipeline: this.name, err: logErr(serializeError(error)) }, 'runtime stop failed');
+      return [];
+    });
+    if (teardowns.length > 0) {
+      // Once per stop, every thread's failure in it: a connection pool that fails to close in each thread is one problem.
+      const where = teardowns.map((f) => `${f.where}: ${f.error}`).join('; ');
+      this.#logger.warn({ pipeline: this.name, code: 'ERR_THROUGHWAY_TEARDOWN_FAILED', teardowns }, `teardown failed in ${teardowns.length === 1 ? 'one thread' : `${teardowns.length} threads`} at stop (${where})`);
+    }
     this.#state = 'stopped';
     this.#caller.rejectPending(this.name);
     const unacked = this.#stats.inPipeline;

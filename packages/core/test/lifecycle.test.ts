@@ -157,6 +157,64 @@ describe.each(RUNTIMES)('setup and teardown [%s]', (runtime) => {
   });
 });
 
+describe.each(RUNTIMES)('a failing teardown [%s]', (runtime) => {
+  const h = useHarness(runtime);
+
+  test('is logged once at stop, naming each thread and its error; stop still ends every thread', async () => {
+    const rec = new AckRecorder();
+    const log = tmpLog();
+    const cap = captureLogger();
+    const opts = h.options(
+      { logger: cap.logger, context: { log, teardown: 'throw' }, batchers: { default: { batchSize: 4, batchTimeout: 50 } } },
+      { concurrency: 2 },
+    );
+    const p = await h.start(opts);
+    p.push(rec.messages(Array.from({ length: 40 }, (_, i) => i)));
+    await rec.waitForCount(40);
+    expect(cap.warnings(/teardown/)).toEqual([]);
+    expect(await p.stop({ timeout: 10_000 })).toEqual({ unacked: 0 });
+    expect(rec.failedIds()).toEqual([]);
+    // the threads whose teardown ran (each logged it before throwing)
+    const tids = readLog(log).filter((l) => l.ev === 'teardown').map((l) => l.tid as number);
+    expect(tids.length).toBeGreaterThanOrEqual(runtime === 'inline' ? 1 : 2); // a processor thread and the batch thread at least
+    const lines = cap.warnings(/teardown/);
+    expect(lines).toHaveLength(1);
+    const [line] = lines;
+    expect(line.code).toBe('ERR_THROUGHWAY_TEARDOWN_FAILED');
+    expect(line.pipeline).toBe(opts.name);
+    expect(line.teardowns.map((f: any) => f.error).sort()).toEqual(tids.map((tid) => `teardown exploded in thread ${tid}`).sort());
+    if (runtime === 'inline') {
+      expect(line.teardowns).toEqual([{ where: 'main thread', error: 'teardown exploded in thread 0' }]);
+    } else {
+      for (const f of line.teardowns) expect(f.where).toMatch(new RegExp(`^(processor thread|batcher "default" slot 0 \\(thread) ${f.error.split(' ').at(-1)}\\)?$`));
+      expect(line.teardowns.filter((f: any) => f.where.startsWith('batcher'))).toHaveLength(1);
+    }
+    expect(line.msg).toContain(`teardown failed in ${tids.length === 1 ? 'one thread' : `${tids.length} threads`} at stop`);
+    for (const tid of tids) expect(line.msg).toContain(`teardown exploded in thread ${tid}`);
+    // nothing else was reported as a failure
+    expect(cap.lines.filter((l) => l.level >= 40 && l !== line)).toEqual([]);
+  });
+
+  test.runIf(runtime === 'threads')('that never settles: stop waits 5 s, ends the thread anyway and says so', async () => {
+    const rec = new AckRecorder();
+    const log = tmpLog();
+    const cap = captureLogger();
+    const opts = h.options({ logger: cap.logger, context: { log, teardown: 'hang' } }, { concurrency: 1 });
+    const p = await h.start(opts);
+    p.push(rec.messages([1, 2, 3]));
+    await rec.waitForCount(3);
+    const t0 = Date.now();
+    expect(await p.stop({ timeout: 10_000 })).toEqual({ unacked: 0 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4900);
+    const [tid] = readLog(log).filter((l) => l.ev === 'teardown').map((l) => l.tid as number);
+    expect(tid).toBeGreaterThan(0);
+    const lines = cap.warnings(/teardown/);
+    expect(lines).toHaveLength(1);
+    expect(lines[0].code).toBe('ERR_THROUGHWAY_TEARDOWN_FAILED');
+    expect(lines[0].teardowns).toEqual([{ where: `processor thread ${tid}`, error: 'did not finish within 5000 ms; the thread was ended anyway' }]);
+  }, 20_000);
+});
+
 describe.each(RUNTIMES)('producers [%s]', (runtime) => {
   const h = useHarness(runtime);
 

@@ -3,6 +3,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError, type HandlerShape } from '@throughway/workers';
 import { batchWorkerUrl, reviveError, reviveThrown, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
+import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type TeardownFailure } from './runtime.js';
 
 /**
  * The rejection of a `run` whose thread died: `culprit` is the index (in that run) of the batch
@@ -124,16 +125,28 @@ export class BatchThread {
     });
   }
 
-  async stop(graceful: boolean): Promise<void> {
+  /** Ends the thread, after its `teardown` when `graceful`; resolves with that teardown's failure, if any. */
+  async stop(graceful: boolean): Promise<TeardownFailure | undefined> {
     const worker = this.#worker;
-    if (!worker) return;
+    if (!worker) return undefined;
+    let failure: TeardownFailure | undefined;
     if (graceful && this.#api) {
-      await Promise.race([this.#guard(this.#api.teardown()).catch(() => undefined), delay(5000)]);
+      const where = `batcher ${JSON.stringify(this.#config.batcher)} slot ${this.#config.slot} (thread ${worker.threadId})`;
+      const timedOut = Symbol('timed out');
+      const ended = await Promise.race([
+        this.#guard(this.#api.teardown()).then(
+          () => undefined,
+          (error: unknown) => ({ where, error: (error as Error)?.message ?? String(error) }),
+        ),
+        delay(TEARDOWN_TIMEOUT_MS).then(() => timedOut),
+      ]);
+      failure = ended === timedOut ? teardownTimedOut(where) : (ended as TeardownFailure | undefined);
     }
     this.#closing = true;
     this.#port?.close();
     this.#api?.[Comlink.releaseProxy]();
     await worker.terminate();
+    return failure;
   }
 
   /** Races a call against the death of the thread, which comlink alone would never notice. */

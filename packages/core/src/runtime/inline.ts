@@ -2,7 +2,7 @@ import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
 import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { toCallInput } from './call-input.js';
-import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
+import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult, TeardownFailure } from './runtime.js';
 
 /**
  * Calls on the main thread follow each other in promise callbacks, which run before any timer
@@ -119,7 +119,13 @@ export class InlineRuntime implements PipelineRuntime {
     return out;
   }
 
-  async stop(graceful: boolean): Promise<void> {
-    if (graceful && this.#handlers?.teardown) await this.#handlers.teardown(this.#scope.context);
+  async stop(graceful: boolean): Promise<TeardownFailure[]> {
+    if (!graceful || !this.#handlers?.teardown) return [];
+    try {
+      await this.#handlers.teardown(this.#scope.context);
+      return [];
+    } catch (error) {
+      return [{ where: 'main thread', error: (error as Error)?.message ?? String(error) }];
+    }
   }
 }

@@ -83,6 +83,25 @@ export interface PipelineRuntime {
    * a slot may send more before the last call settled. A dead thread rejects the call.
    */
   runBatches(batcher: string, slot: number, jobs: BatchJob[]): Promise<BatchResult[]>;
-  /** `graceful`: run `teardown` in every thread first. Never leaves a thread or handle behind. */
-  stop(graceful: boolean): Promise<void>;
+  /**
+   * `graceful`: run `teardown` in every thread first; resolves with the teardowns that threw or
+   * did not finish in time (the pipeline logs them once). Never leaves a thread or handle behind.
+   */
+  stop(graceful: boolean): Promise<TeardownFailure[]>;
+}
+
+/** A `teardown` that threw, or did not finish within {@link TEARDOWN_TIMEOUT_MS}, at `stop()`. */
+export interface TeardownFailure {
+  /** Where it ran: `processor thread 7`, `batcher "default" slot 0 (thread 9)`, `main thread`. */
+  where: string;
+  /** The thrown error's message, or that it did not finish. */
+  error: string;
+}
+
+/** How long `stop()` waits for a thread's `teardown` before ending the thread anyway. */
+export const TEARDOWN_TIMEOUT_MS = 5000;
+
+/** The failure of a teardown that did not finish in time. */
+export function teardownTimedOut(where: string): TeardownFailure {
+  return { where, error: `did not finish within ${TEARDOWN_TIMEOUT_MS} ms; the thread was ended anyway` };
 }

@@ -25,7 +25,7 @@ import type { MainMessage } from '../message.js';
 import { BatchThread, BatchThreadDeath } from './batch-thread.js';
 import { toCallInput } from './call-input.js';
 import { PoisonIsolation, isCloneError, isThreadDeath, type ThreadDeath } from './isolation.js';
-import type { BatchJob, BatchResult, RuntimeRules, PipelineRuntime, RuntimeOptions, TaskResult } from './runtime.js';
+import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type BatchJob, type BatchResult, type RuntimeRules, type PipelineRuntime, type RuntimeOptions, type TaskResult, type TeardownFailure } from './runtime.js';
 import { SliceRef, slicesOf } from './slice-ref.js';
 
 let nextChannel = 0;
@@ -635,8 +635,8 @@ export class ThreadsRuntime implements PipelineRuntime {
     }
   }
 
-  async stop(graceful: boolean): Promise<void> {
-    if (graceful) await this.#teardownProcessors();
+  async stop(graceful: boolean): Promise<TeardownFailure[]> {
+    const failures = graceful ? await this.#teardownProcessors() : [];
     this.#stopping = true;
     // Tasks still held reject as Piscina's did when destroyed: `runCalls` sees the stop.
     const stopped = new ThroughwayError('ERR_THROUGHWAY_STOPPED', 'the pipeline stopped before the task ended');
@@ -645,20 +645,31 @@ export class ThreadsRuntime implements PipelineRuntime {
     const batchThreads = [...this.#batchThreads.values()].flat();
     const pools = [this.#pool, ...this.#retiringPools];
     this.#retiringPools.clear();
-    await Promise.all([...pools.map((pool) => pool.destroy()), ...this.#ending, this.#isolation.destroy(), ...batchThreads.map((t) => t.stop(graceful))]);
+    const [, batchFailures] = await Promise.all([
+      Promise.all([...pools.map((pool) => pool.destroy()), ...this.#ending, this.#isolation.destroy()]),
+      Promise.all(batchThreads.map((t) => t.stop(graceful))),
+    ]);
+    for (const failure of batchFailures) if (failure) failures.push(failure);
+    return failures;
   }
 
   // Piscina cannot address each thread, so teardown is broadcast and each live thread that
-  // ran `setup` answers with its id. Bounded: a thread that does not answer is ended anyway.
-  async #teardownProcessors(): Promise<void> {
+  // ran `setup` answers with its id (and its teardown's error, if it threw). Bounded: a thread
+  // that does not answer within TEARDOWN_TIMEOUT_MS is ended anyway, and reported.
+  async #teardownProcessors(): Promise<TeardownFailure[]> {
     const live = [...[this.#pool, ...this.#retiringPools].flatMap((pool) => pool.threads.map((t) => t.threadId)), ...this.#isolation.threadIds];
     const waiting = new Set(live.filter((id) => this.#threadsSeen.has(id)));
-    if (waiting.size === 0) return;
+    const replaced = new Set([...this.#tearingDown].map((port) => port.threadId));
+    const failures: TeardownFailure[] = [];
+    if (waiting.size === 0) return failures;
     const channel = new BroadcastChannel(this.#config.channel);
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 5000);
+      const timer = setTimeout(resolve, TEARDOWN_TIMEOUT_MS);
       channel.onmessage = (event) => {
-        waiting.delete((event as unknown as { data: { threadId: number } }).data.threadId);
+        const { threadId, error } = (event as unknown as { data: { threadId: number; error?: string } }).data;
+        if (!waiting.delete(threadId)) return;
+        // A thread being replaced reports its own teardown (see #endRetired): not twice.
+        if (error !== undefined && !replaced.has(threadId)) failures.push({ where: `processor thread ${threadId}`, error });
         if (waiting.size === 0) {
           clearTimeout(timer);
           resolve();
@@ -667,5 +678,7 @@ export class ThreadsRuntime implements PipelineRuntime {
       channel.postMessage({ teardown: true });
     });
     channel.close();
+    for (const threadId of waiting) failures.push(teardownTimedOut(`processor thread ${threadId}`));
+    return failures;
   }
 }
