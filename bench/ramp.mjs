@@ -8,7 +8,8 @@
  *
  *   N=300000 ROUNDS=7 KIND=int MD=100 BATCH=2 node bench/ramp.mjs   (issue 10's configuration 4)
  *
- * KIND: int | string | map (the Broadway comparison's data, no-op handler), readme (the README
+ * KIND: int | string | map (the Broadway comparison's data, no-op handler), bytes (those strings as
+ * Uint8Arrays of their own, as a broker's bodies arrive), readme (the README
  * pattern's handler and payloads, one batcher of 100), cpu (the CPU-heavy handler, ITER sha256
  * rounds a message, 37 ≈ 50 µs). MD: processors' maxDemand (0: the runtime's own). BATCH: batch
  * slots of a batcher of 100 (0: none). RT: threads | inline. CONC: processor concurrency (2).
@@ -33,7 +34,7 @@ if (KIND === 'cpu') {
   handlers = new URL('./dist/fixtures/readme-handler.js', import.meta.url);
 } else {
   const s = makePayloads(1024);
-  data = KIND === 'int' ? s.map((_, i) => i) : KIND === 'map' ? s.map((x) => JSON.parse(x)) : s;
+  data = KIND === 'int' ? s.map((_, i) => i) : KIND === 'map' ? s.map((x) => JSON.parse(x)) : KIND === 'bytes' ? s.map((x) => new Uint8Array(Buffer.from(x))) : s;
   handlers = new URL('./dist/fixtures/noop-handler.js', import.meta.url);
 }
 const ack = new CountingAck();

@@ -46,3 +46,27 @@ describe.each(RUNTIMES)('data fidelity into handleMessage [%s]', (runtime) => {
   });
 });
 
+
+describe.each(RUNTIMES)('bytes through a batcher [%s]', (runtime) => {
+  const h = useHarness(runtime);
+
+  test('a Uint8Array reaches handleBatch as a Uint8Array and a Buffer as a Buffer, with their bytes', async () => {
+    const p = await h.start({
+      name: uniqueName(`bytes-${runtime}`),
+      handlers: new URL('./fixtures/bytes-through.ts', import.meta.url),
+      producer: { module: new DummyProducer() },
+      processors: { default: { concurrency: 1, runtime } },
+      batchers: { default: { batchSize: 10, batchTimeout: 50 } },
+    });
+    const values = [new Uint8Array(Buffer.from('a raw body, café')), 'buffer:made in handleMessage', 'u8:made as a Uint8Array', new Uint8Array(0), new Uint8Array(Buffer.alloc(5000, 'z'))];
+    const { successful, failed } = await p.testBatch(values);
+    expect(failed).toEqual([]);
+    expect(successful.map((m) => m.data)).toEqual([
+      { kind: 'Uint8Array', text: 'a raw body, café' },
+      { kind: 'Buffer', text: 'made in handleMessage' },
+      { kind: 'Uint8Array', text: 'made as a Uint8Array' },
+      { kind: 'Uint8Array', text: '' },
+      { kind: 'Uint8Array', text: 'z'.repeat(5000) },
+    ]);
+  });
+});

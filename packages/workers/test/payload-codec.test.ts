@@ -17,7 +17,7 @@ const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
 const withExtra = Object.assign([1, 2], { extra: 'kept by the clone' });
 const nullProto = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
 
-/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 44 JSON (a comma), 5 JSON pair]. */
+/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 44 JSON (a comma), 5 JSON pair, 6 bytes]. */
 const J = 0x2c;
 const cases: [string, unknown, Record<string, unknown>, number][] = [
   ['a string', '{"id":1}', {}, 1],
@@ -47,7 +47,12 @@ const cases: [string, unknown, Record<string, unknown>, number][] = [
   ['a sparse array', sparse, {}, 2],
   ['an array with an extra property', withExtra, {}, 2],
   ['a bigint', 10n, {}, 2],
-  ['a Uint8Array', new Uint8Array([1, 2, 3]), {}, 2],
+  ['a Uint8Array', new Uint8Array([1, 2, 3]), {}, 6],
+  ['an empty Uint8Array', new Uint8Array(0), {}, 6],
+  ['a Uint8Array viewing part of a larger buffer', new Uint8Array(new ArrayBuffer(16), 4, 3).fill(9), {}, 6],
+  ['a Uint8Array with metadata', new Uint8Array([1]), { key: 'k' }, 2],
+  ['a Uint16Array', new Uint16Array([1, 65535]), {}, 2],
+  ['a DataView', new DataView(new ArrayBuffer(4)), {}, 2],
   ['a cycle', cyclic, {}, 2],
   ['an object met twice', { a: shared, b: shared }, {}, 2],
   ['metadata holding a Date', 'x', { at: new Date(0) }, 2],
@@ -63,6 +68,35 @@ describe('payload codec', () => {
     const clone = structuredClone([data, metadata]);
     expect(isDeepStrictEqual(decoded, clone)).toBe(true);
     expect(Object.is(decoded![0], clone[0])).toBe(typeof data !== 'object' || data === null);
+  });
+
+  it('carries bytes as they are: a Uint8Array of its own (not a view into the batch buffer), a Buffer as a Buffer', () => {
+    const body = new TextEncoder().encode('{"order":1,"customer":"cus_1"} café');
+    const values: [unknown, Record<string, unknown>][] = [
+      [body, {}],
+      [Buffer.from('a pooled buffer'), {}],
+      [Buffer.alloc(10_000, 7), {}],
+      ['text between', {}],
+      [new Uint8Array(0), {}],
+    ];
+    const encoded = encodeValues(values);
+    expect(Array.from(encoded.offsets.slice(0, -1), (at) => encoded.buffer[at])).toEqual([6, 7, 7, 1, 6]);
+    const decoded = decodeValues(encoded).map(([data]) => data as Uint8Array);
+    expect(Object.getPrototypeOf(decoded[0])).toBe(Uint8Array.prototype);
+    expect(Buffer.from(decoded[0]!).toString()).toBe('{"order":1,"customer":"cus_1"} café');
+    expect([decoded[0]!.byteOffset, decoded[0]!.buffer.byteLength]).toEqual([0, body.length]);
+    expect(Buffer.isBuffer(decoded[1])).toBe(true);
+    expect(decoded[1]!.toString()).toBe('a pooled buffer');
+    expect(Buffer.isBuffer(decoded[2])).toBe(true);
+    expect(decoded[2]!.equals(Buffer.alloc(10_000, 7))).toBe(true);
+    expect(decoded[3]).toBe('text between');
+    expect(decoded[4]).toEqual(new Uint8Array(0));
+    // one value alone reads the same
+    const one = decodeValue(encoded.buffer, encoded.offsets[2]!, encoded.offsets[3]!)[0] as Buffer;
+    expect(Buffer.isBuffer(one) && one.equals(Buffer.alloc(10_000, 7))).toBe(true);
+    // a decoded value does not share memory with the encoded buffer
+    decoded[0]![0] = 0;
+    expect(encoded.buffer[encoded.offsets[0]! + 1]).toBe(body[0]);
   });
 
   it('writes all-text values (strings and JSON, ASCII or not) at the right offsets, and decodes a JSON run as one array', () => {
@@ -162,7 +196,7 @@ describe('a processor call\'s data as one JSON text (datasAsJson)', () => {
     const datas = [{ id: 1 }, data];
     const json = datasAsJson(datas);
     const numberJsonKeeps = tag === 3 && Number.isFinite(data) && !Object.is(data, -0);
-    if (tag === 2 || (tag === 3 && !numberJsonKeeps)) {
+    if (tag === 2 || tag === 6 || (tag === 3 && !numberJsonKeeps)) {
       expect(json).toBeUndefined();
     } else {
       expect(json).toBeTypeOf('string');
