@@ -32,6 +32,13 @@ const TAG_JSON_PAIR = 5;
 const TAG_BYTES = 6;
 /** The same for a Buffer, decoded as a Buffer (as the v8 serializer gave it). */
 const TAG_BUFFER = 7;
+/**
+ * Bytes with metadata JSON carries exactly (a broker's routing key, a subject, a sequence): the
+ * metadata's UTF-8 length (4 bytes, little-endian), its JSON, then the bytes. TAG_BYTES_META
+ * decodes to a Uint8Array, TAG_BUFFER_META to a Buffer.
+ */
+const TAG_BYTES_META = 8;
+const TAG_BUFFER_META = 9;
 
 /**
  * Objects a value may hold and still take the JSON path (the check is quadratic in them); a
@@ -133,6 +140,16 @@ function bytesTag(data: unknown): number {
   return proto === Buffer.prototype ? TAG_BUFFER : 0;
 }
 
+function bytesWithMetadata(data: Uint8Array, metadata: Record<string, unknown>): Buffer {
+  const json = JSON.stringify(metadata);
+  const jsonBytes = Buffer.byteLength(json);
+  const body = Buffer.allocUnsafe(4 + jsonBytes + data.byteLength);
+  body.writeUInt32LE(jsonBytes, 0);
+  body.write(json, 4, 'utf8');
+  body.set(data, 4 + jsonBytes);
+  return body;
+}
+
 export function encodeValues(values: [unknown, Record<string, unknown>][]): EncodedValues {
   const n = values.length;
   // First pass picks each value's form: text (a string, JSON) or bytes (a number, raw bytes, v8). When every
@@ -146,7 +163,7 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
   for (let i = 0; i < n; i++) {
     const [data, metadata] = values[i]!;
     const noMetadata = isEmpty(metadata);
-    const bytes = noMetadata ? bytesTag(data) : 0;
+    const bytes = bytesTag(data);
     let tag: number;
     let body: string | Uint8Array | undefined;
     if (noMetadata && typeof data === 'string' && isWellFormed(data)) {
@@ -155,9 +172,13 @@ export function encodeValues(values: [unknown, Record<string, unknown>][]): Enco
     } else if (noMetadata && typeof data === 'number') {
       tag = TAG_NUMBER;
       allText = false;
-    } else if (bytes !== 0) {
+    } else if (bytes !== 0 && noMetadata) {
       tag = bytes;
       body = data as Uint8Array;
+      allText = false;
+    } else if (bytes !== 0 && jsonExact(metadata, [])) {
+      tag = bytes === TAG_BYTES ? TAG_BYTES_META : TAG_BUFFER_META;
+      body = bytesWithMetadata(data as Uint8Array, metadata);
       allText = false;
     } else {
       const seen: object[] = [];
@@ -240,6 +261,13 @@ function decodeAt(buf: Buffer, start: number, end: number): [unknown, Record<str
       return [new Uint8Array(buf.subarray(start + 1, end)), {}];
     case TAG_BUFFER:
       return [Buffer.from(buf.subarray(start + 1, end)), {}];
+    case TAG_BYTES_META:
+    case TAG_BUFFER_META: {
+      const at = start + 5 + buf.readUInt32LE(start + 1);
+      const metadata = JSON.parse(buf.toString('utf8', start + 5, at)) as Record<string, unknown>;
+      const bytes = buf.subarray(at, end);
+      return [buf[start] === TAG_BYTES_META ? new Uint8Array(bytes) : Buffer.from(bytes), metadata];
+    }
     default:
       return deserialize(buf.subarray(start + 1, end)) as [unknown, Record<string, unknown>];
   }

@@ -17,7 +17,7 @@ const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
 const withExtra = Object.assign([1, 2], { extra: 'kept by the clone' });
 const nullProto = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
 
-/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 44 JSON (a comma), 5 JSON pair, 6 bytes]. */
+/** [label, data, metadata, the form it must take: 1 string, 2 v8, 3 number, 44 JSON (a comma), 5 JSON pair, 6 bytes, 8 bytes with metadata]. */
 const J = 0x2c;
 const cases: [string, unknown, Record<string, unknown>, number][] = [
   ['a string', '{"id":1}', {}, 1],
@@ -50,7 +50,9 @@ const cases: [string, unknown, Record<string, unknown>, number][] = [
   ['a Uint8Array', new Uint8Array([1, 2, 3]), {}, 6],
   ['an empty Uint8Array', new Uint8Array(0), {}, 6],
   ['a Uint8Array viewing part of a larger buffer', new Uint8Array(new ArrayBuffer(16), 4, 3).fill(9), {}, 6],
-  ['a Uint8Array with metadata', new Uint8Array([1]), { key: 'k' }, 2],
+  ['a Uint8Array with metadata', new Uint8Array([1]), { key: 'k', seq: 7, headers: { 'x-id': 'é' } }, 8],
+  ['an empty Uint8Array with metadata', new Uint8Array(0), { key: '' }, 8],
+  ['a Uint8Array with metadata JSON would change', new Uint8Array([1]), { at: new Date(0) }, 2],
   ['a Uint16Array', new Uint16Array([1, 65535]), {}, 2],
   ['a DataView', new DataView(new ArrayBuffer(4)), {}, 2],
   ['a cycle', cyclic, {}, 2],
@@ -91,6 +93,18 @@ describe('payload codec', () => {
     expect(decoded[2]!.equals(Buffer.alloc(10_000, 7))).toBe(true);
     expect(decoded[3]).toBe('text between');
     expect(decoded[4]).toEqual(new Uint8Array(0));
+    // with metadata
+    const withMetadata = encodeValues([
+      [Buffer.from('a buffer'), { subject: 'orders.eu', sequence: 12 }],
+      [new Uint8Array([0, 255, 1]), { routingKey: 'r', redelivered: false }],
+    ]);
+    expect(Array.from(withMetadata.offsets.slice(0, -1), (at) => withMetadata.buffer[at])).toEqual([9, 8]);
+    const [[b, bm], [u, um]] = decodeValues(withMetadata) as [Buffer, Record<string, unknown>][];
+    expect(Buffer.isBuffer(b) && b.toString() === 'a buffer').toBe(true);
+    expect(bm).toEqual({ subject: 'orders.eu', sequence: 12 });
+    expect(Object.getPrototypeOf(u)).toBe(Uint8Array.prototype);
+    expect([...u!]).toEqual([0, 255, 1]);
+    expect(um).toEqual({ routingKey: 'r', redelivered: false });
     // one value alone reads the same
     const one = decodeValue(encoded.buffer, encoded.offsets[2]!, encoded.offsets[3]!)[0] as Buffer;
     expect(Buffer.isBuffer(one) && one.equals(Buffer.alloc(10_000, 7))).toBe(true);
@@ -196,7 +210,7 @@ describe('a processor call\'s data as one JSON text (datasAsJson)', () => {
     const datas = [{ id: 1 }, data];
     const json = datasAsJson(datas);
     const numberJsonKeeps = tag === 3 && Number.isFinite(data) && !Object.is(data, -0);
-    if (tag === 2 || tag === 6 || (tag === 3 && !numberJsonKeeps)) {
+    if (tag === 2 || tag === 6 || tag === 8 || (tag === 3 && !numberJsonKeeps)) {
       expect(json).toBeUndefined();
     } else {
       expect(json).toBeTypeOf('string');
