@@ -453,7 +453,8 @@ export class Pipeline {
       return [];
     });
     if (teardowns.length > 0) {
-      // Once per stop, every thread's failure in it: a connection pool that fails to close in each thread is one problem.
+      // Once per stop, every thread's failure in it: a connection pool that fails to close in
+      // each thread is one problem.
       const where = teardowns.map((f) => `${f.where}: ${f.error}`).join('; ');
       this.#logger.warn({ pipeline: this.name, code: 'ERR_THROUGHWAY_TEARDOWN_FAILED', teardowns }, `teardown failed in ${teardowns.length === 1 ? 'one thread' : `${teardowns.length} threads`} at stop (${where})`);
     }

@@ -5,7 +5,7 @@
  * bare ERR_MODULE_NOT_FOUND at import time.
  */
 import { createRequire } from 'node:module';
-import { ThroughwayError } from './errors.js';
+import { ThroughwayError, thrownMessage } from './errors.js';
 
 /** What a driver is needed for, for the error message. */
 export interface DriverNeed {
@@ -60,7 +60,7 @@ export function requireDriver<T>(from: string | URL, need: DriverNeed): T {
     if (isMissingModule(error, need.name)) throw missingDriver(need, error);
     throw new ThroughwayError(
       'ERR_THROUGHWAY_DRIVER_LOAD',
-      `${need.user} could not load ${need.name}: ${(error as Error)?.message ?? String(error)}` +
+      `${need.user} could not load ${need.name}: ${thrownMessage(error)}` +
         (need.name === 'better-sqlite3' ? ' (a native addon: reinstall or rebuild it for this Node version, e.g. npm rebuild better-sqlite3)' : ''),
       { cause: error, details: { package: need.name } },
     );

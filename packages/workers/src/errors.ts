@@ -89,6 +89,11 @@ export function toReason(reason: unknown): unknown {
   return reason;
 }
 
+/** What a caught value says of itself: an Error's message, else the value as a string. */
+export function thrownMessage(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
+}
+
 /** A short, safe description of a value for error messages: `0 (number)`, `an object`, ... */
 export function describeValue(value: unknown): string {
   if (value === null) return '`null`';

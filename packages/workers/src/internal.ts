@@ -10,7 +10,7 @@ export { shapeOf, type HandlerShape } from './define-pipeline.js';
 export { concatBatches, datasAsJson, decodeValue, decodeValues, encodeValues, isEmpty, type Slice } from './payload-codec.js';
 export { FailureCollector, failureKey } from './failures.js';
 export { OK } from './message.js';
-export { toReason, describeValue, errorText, reviveError, reviveThrown } from './errors.js';
+export { toReason, describeValue, errorText, reviveError, reviveThrown, thrownMessage } from './errors.js';
 export { invalidOption, plainObject, onlyKeys, integerOption } from './option-checks.js';
 export type * from './runner-types.js';
 export { cell, columnOf } from './runner-types.js';

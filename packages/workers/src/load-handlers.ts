@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { ThroughwayError } from './errors.js';
+import { ThroughwayError, thrownMessage } from './errors.js';
 import type { PipelineHandlers, SetupInfo } from './define-pipeline.js';
 import { definePipeline } from './define-pipeline.js';
 
@@ -38,7 +38,7 @@ export async function loadHandlers(handlers: string): Promise<PipelineHandlers> 
       typescript && !withTsx
         ? ` (a .ts handler module needs tsx, an optional peer dependency of @throughway/workers that is not installed: npm install --save-dev tsx)`
         : '';
-    throw new ThroughwayError('ERR_THROUGHWAY_HANDLERS_LOAD', `Could not load the handler module ${handlers}: ${(error as Error)?.message ?? String(error)}${hint}`, { cause: error });
+    throw new ThroughwayError('ERR_THROUGHWAY_HANDLERS_LOAD', `Could not load the handler module ${handlers}: ${thrownMessage(error)}${hint}`, { cause: error });
   }
   const value = mod.default;
   if (value === null || typeof value !== 'object' || typeof (value as PipelineHandlers).handleMessage !== 'function') {
@@ -59,7 +59,7 @@ export async function initHandlers(url: string, context: unknown, info: SetupInf
   try {
     replaced = await handlers.setup(context, info);
   } catch (error) {
-    throw new ThroughwayError('ERR_THROUGHWAY_SETUP_FAILED', `setup failed in a ${info.kind} thread: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    throw new ThroughwayError('ERR_THROUGHWAY_SETUP_FAILED', `setup failed in a ${info.kind} thread: ${thrownMessage(error)}`, { cause: error });
   }
   return { handlers, context: replaced === undefined ? context : replaced };
 }

@@ -8,7 +8,7 @@ import { Piscina } from './piscina-move.js';
 import type { PipelineHandlers } from './define-pipeline.js';
 import { shapeOf } from './define-pipeline.js';
 import { initHandlers } from './load-handlers.js';
-import { serializeError } from './errors.js';
+import { serializeError, thrownMessage } from './errors.js';
 import { encodeValues } from './payload-codec.js';
 import { runProcessorCall, type ProcessorScope } from './processor-runner.js';
 import { isThenable } from './handle-failed.js';
@@ -33,7 +33,7 @@ function teardownOnce(handlers: PipelineHandlers, context: () => unknown): Promi
       await handlers.teardown?.(context());
       return undefined;
     } catch (e) {
-      return (e as Error)?.message ?? String(e);
+      return thrownMessage(e);
     }
   })());
 }

@@ -2,7 +2,7 @@ import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'n
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError, type HandlerShape } from '@throughway/workers';
-import { batchWorkerUrl, reviveError, reviveThrown, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
+import { batchWorkerUrl, reviveError, reviveThrown, thrownMessage, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
 import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type TeardownFailure } from './runtime.js';
 
 /**
@@ -136,7 +136,7 @@ export class BatchThread {
       const ended = await Promise.race([
         this.#guard(this.#api.teardown()).then(
           () => undefined,
-          (error: unknown) => ({ where, error: (error as Error)?.message ?? String(error) }),
+          (error: unknown) => ({ where, error: thrownMessage(error) }),
         ),
         delay(TEARDOWN_TIMEOUT_MS).then(() => timedOut),
       ]);

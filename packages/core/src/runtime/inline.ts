@@ -1,5 +1,5 @@
 import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
-import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
+import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, thrownMessage, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { toCallInput } from './call-input.js';
 import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult, TeardownFailure } from './runtime.js';
@@ -125,7 +125,7 @@ export class InlineRuntime implements PipelineRuntime {
       await this.#handlers.teardown(this.#scope.context);
       return [];
     } catch (error) {
-      return [{ where: 'main thread', error: (error as Error)?.message ?? String(error) }];
+      return [{ where: 'main thread', error: thrownMessage(error) }];
     }
   }
 }

@@ -9,6 +9,7 @@ import {
   columnOf,
   processorTaskUrl,
   reviveError,
+  thrownMessage,
   type CallInput,
   type CallOutput,
   type MessageInit,
@@ -113,7 +114,7 @@ export class PoisonIsolation {
       try {
         structuredClone(call);
       } catch (error) {
-        const refused = new ThroughwayError('ERR_THROUGHWAY_DATA_NOT_CLONEABLE', `the message's data or metadata cannot be copied into a processor thread (${(error as Error)?.message ?? String(error)}); it was not processed`, { cause: error });
+        const refused = new ThroughwayError('ERR_THROUGHWAY_DATA_NOT_CLONEABLE', `the message's data or metadata cannot be copied into a processor thread (${thrownMessage(error)}); it was not processed`, { cause: error });
         const serialized = serializeError(refused);
         // Refused at the same place for every message, whatever the value: one flood in the log.
         serialized.stack = `${serialized.name}: ${serialized.message}\n    at (dispatch to a processor thread)`;
@@ -145,7 +146,7 @@ export class PoisonIsolation {
       result = (await pool.run({ kind: 'calls', calls: [call] })) as ProcessorTaskResult;
     } catch (error) {
       if (!isThreadDeath(error, this.#stopping)) throw error;
-      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died running this message alone (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died running this message alone (${thrownMessage(error)})`, { cause: error });
       this.#onDeath({ error: died, phase: 'isolated', messages: 1 });
       return { died: { kind: 'error', error: serializeError(died) } };
     }

@@ -3,7 +3,7 @@ import { BroadcastChannel, type MessagePort, type Worker } from 'node:worker_thr
 import { Piscina } from 'piscina';
 import { ThroughwayError, serializeError } from '@throughway/workers';
 import type { HandlerShape } from '@throughway/workers';
-import { warnSqliteThreadHazard } from '@throughway/workers/internal';
+import { thrownMessage, warnSqliteThreadHazard } from '@throughway/workers/internal';
 import {
   processorTaskUrl,
   reviveError,
@@ -322,7 +322,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     // A thread that died holding no task (say, a timer threw after its task ended). Without a
     // listener this 'error' would be re-thrown on the main thread and end the process.
     this.#onIdleDeath = (error: unknown) => {
-      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `a processor thread died between tasks (${thrownMessage(error)})`, { cause: error });
       options.onThreadDeath({ error: died, phase: 'idle', messages: 0 });
     };
     this.#pool = this.#startPool(options.resourceLimits);
@@ -455,7 +455,7 @@ export class ThreadsRuntime implements PipelineRuntime {
     };
     // Not `#threadsSeen`: the answer to a thread's first task reaches here before `runCalls` adds it.
     if (!port.setUp) return done();
-    const failed = (error: unknown) => done((error as Error)?.message ?? String(error));
+    const failed = (error: unknown) => done(thrownMessage(error));
     try {
       port.post({ kind: 'teardown' }, { resolve: (result) => done(result.teardownError), reject: failed });
     } catch (error) {
@@ -588,7 +588,7 @@ export class ThreadsRuntime implements PipelineRuntime {
       this.#taskEnded();
       // Not posted at all: a message that cannot be cloned fails alone, its neighbours run.
       if (!this.#stopping && (isCloneError(error) || !postable(inputs))) return this.#isolation.runCloneable(inputs);
-      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${(error as Error)?.message ?? String(error)})`, { cause: error });
+      const died = new ThroughwayError('ERR_THROUGHWAY_THREAD_DIED', `the processor thread died (${thrownMessage(error)})`, { cause: error });
       if (!isThreadDeath(error, this.#stopping)) throw died;
       // A task waiting behind the dead one in the same thread rejects with the same error.
       if (!this.#deaths.has(error as object)) {
