@@ -50,7 +50,7 @@ describe.each(RUNTIMES)('data fidelity into handleMessage [%s]', (runtime) => {
 describe.each(RUNTIMES)('bytes through a batcher [%s]', (runtime) => {
   const h = useHarness(runtime);
 
-  test('a Uint8Array reaches handleBatch as a Uint8Array and a Buffer as a Buffer, with their bytes', async () => {
+  test('a Uint8Array reaches handleBatch (and the acknowledger) as a Uint8Array and a Buffer as a Buffer, with their bytes', async () => {
     const p = await h.start({
       name: uniqueName(`bytes-${runtime}`),
       handlers: new URL('./fixtures/bytes-through.ts', import.meta.url),
@@ -58,7 +58,7 @@ describe.each(RUNTIMES)('bytes through a batcher [%s]', (runtime) => {
       processors: { default: { concurrency: 1, runtime } },
       batchers: { default: { batchSize: 10, batchTimeout: 50 } },
     });
-    const values = [new Uint8Array(Buffer.from('a raw body, café')), 'buffer:made in handleMessage', 'u8:made as a Uint8Array', new Uint8Array(0), new Uint8Array(Buffer.alloc(5000, 'z'))];
+    const values = [new Uint8Array(Buffer.from('a raw body, café')), 'buffer:made in handleMessage', 'u8:made as a Uint8Array', new Uint8Array(0), new Uint8Array(Buffer.alloc(5000, 'z')), 'buffer:keep: a Buffer back to the acknowledger', 'u8:keep: a Uint8Array back'];
     const { successful, failed } = await p.testBatch(values);
     expect(failed).toEqual([]);
     expect(successful.map((m) => m.data)).toEqual([
@@ -67,6 +67,11 @@ describe.each(RUNTIMES)('bytes through a batcher [%s]', (runtime) => {
       { kind: 'Uint8Array', text: 'made as a Uint8Array' },
       { kind: 'Uint8Array', text: '' },
       { kind: 'Uint8Array', text: 'z'.repeat(5000) },
+      Buffer.from('keep: a Buffer back to the acknowledger'),
+      new Uint8Array(Buffer.from('keep: a Uint8Array back')),
     ]);
+    // and the acknowledger reads them as they left handleBatch: a Buffer, a plain Uint8Array
+    expect(Buffer.isBuffer(successful[5]!.data)).toBe(true);
+    expect(Object.getPrototypeOf(successful[6]!.data)).toBe(Uint8Array.prototype);
   });
 });
