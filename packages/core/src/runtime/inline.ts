@@ -2,7 +2,7 @@ import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
 import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, thrownMessage, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { toCallInput } from './call-input.js';
-import type { BatchJob, BatchResult, RuntimeRules, PayloadRef, PipelineRuntime, RuntimeOptions, TaskResult, TeardownFailure } from './runtime.js';
+import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type BatchJob, type BatchResult, type RuntimeRules, type PayloadRef, type PipelineRuntime, type RuntimeOptions, type TaskResult, type TeardownFailure } from './runtime.js';
 
 /**
  * Calls on the main thread follow each other in promise callbacks, which run before any timer
@@ -119,13 +119,26 @@ export class InlineRuntime implements PipelineRuntime {
     return out;
   }
 
+  /** Runs `teardown` (when `graceful`), waiting for it at most TEARDOWN_TIMEOUT_MS, as a thread is waited for. */
   async stop(graceful: boolean): Promise<TeardownFailure[]> {
-    if (!graceful || !this.#handlers?.teardown) return [];
+    const teardown = this.#handlers?.teardown;
+    if (!graceful || !teardown) return [];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<TeardownFailure[]>((resolve) => {
+      timer = setTimeout(() => resolve([teardownTimedOut('main thread', 'stop() went on without it')]), TEARDOWN_TIMEOUT_MS);
+    });
+    const run = (async (): Promise<TeardownFailure[]> => {
+      try {
+        await teardown(this.#scope.context);
+        return [];
+      } catch (error) {
+        return [{ where: 'main thread', error: thrownMessage(error) }];
+      }
+    })();
     try {
-      await this.#handlers.teardown(this.#scope.context);
-      return [];
-    } catch (error) {
-      return [{ where: 'main thread', error: thrownMessage(error) }];
+      return await Promise.race([run, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -101,7 +101,10 @@ export interface TeardownFailure {
 /** How long `stop()` waits for a thread's `teardown` before ending the thread anyway. */
 export const TEARDOWN_TIMEOUT_MS = 5000;
 
-/** The failure of a teardown that did not finish in time. */
-export function teardownTimedOut(where: string): TeardownFailure {
-  return { where, error: `did not finish within ${TEARDOWN_TIMEOUT_MS} ms; the thread was ended anyway` };
+/**
+ * The failure of a teardown that did not finish in time: its thread was ended anyway, or (inline,
+ * on the main thread, which cannot be ended) `stop()` went on without it.
+ */
+export function teardownTimedOut(where: string, then = 'the thread was ended anyway'): TeardownFailure {
+  return { where, error: `did not finish within ${TEARDOWN_TIMEOUT_MS} ms; ${then}` };
 }
