@@ -2,8 +2,8 @@ import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'n
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ThroughwayError, type HandlerShape } from '@throughway/workers';
-import { batchWorkerUrl, reviveError, reviveThrown, thrownMessage, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
-import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type TeardownFailure } from './runtime.js';
+import { batchWorkerUrl, reviveError, reviveThrown, type BatchPortAnswer, type BatchPortRun, type BatchThreadConfig, type BatchWorkerApi, type EncodedBatch, type EncodedBatchOutput } from '@throughway/workers/internal';
+import { boundedTeardown, type TeardownFailure } from './runtime.js';
 
 /**
  * The rejection of a `run` whose thread died: `culprit` is the index (in that run) of the batch
@@ -129,19 +129,9 @@ export class BatchThread {
   async stop(graceful: boolean): Promise<TeardownFailure | undefined> {
     const worker = this.#worker;
     if (!worker) return undefined;
-    let failure: TeardownFailure | undefined;
-    if (graceful && this.#api) {
-      const where = `batcher ${JSON.stringify(this.#config.batcher)} slot ${this.#config.slot} (thread ${worker.threadId})`;
-      const timedOut = Symbol('timed out');
-      const ended = await Promise.race([
-        this.#guard(this.#api.teardown()).then(
-          () => undefined,
-          (error: unknown) => ({ where, error: thrownMessage(error) }),
-        ),
-        delay(TEARDOWN_TIMEOUT_MS).then(() => timedOut),
-      ]);
-      failure = ended === timedOut ? teardownTimedOut(where) : (ended as TeardownFailure | undefined);
-    }
+    const api = this.#api;
+    const where = `batcher ${JSON.stringify(this.#config.batcher)} slot ${this.#config.slot} (thread ${worker.threadId})`;
+    const failure = graceful && api ? await boundedTeardown(where, () => this.#guard(api.teardown())) : undefined;
     this.#closing = true;
     this.#port?.close();
     this.#api?.[Comlink.releaseProxy]();
@@ -156,8 +146,4 @@ export class BatchThread {
       call.then(resolve, reject).finally(() => this.#inFlight.delete(reject));
     });
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

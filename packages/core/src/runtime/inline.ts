@@ -1,8 +1,8 @@
 import type { HandlerShape, PipelineHandlers } from '@throughway/workers';
-import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, thrownMessage, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
+import { initHandlers, isThenable, runBatch, runProcessorCall, shapeOf, type CallOutput, type ProcessedValue, type ProcessorScope } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 import { toCallInput } from './call-input.js';
-import { TEARDOWN_TIMEOUT_MS, teardownTimedOut, type BatchJob, type BatchResult, type RuntimeRules, type PayloadRef, type PipelineRuntime, type RuntimeOptions, type TaskResult, type TeardownFailure } from './runtime.js';
+import { boundedTeardown, type BatchJob, type BatchResult, type RuntimeRules, type PayloadRef, type PipelineRuntime, type RuntimeOptions, type TaskResult, type TeardownFailure } from './runtime.js';
 
 /**
  * Calls on the main thread follow each other in promise callbacks, which run before any timer
@@ -123,22 +123,7 @@ export class InlineRuntime implements PipelineRuntime {
   async stop(graceful: boolean): Promise<TeardownFailure[]> {
     const teardown = this.#handlers?.teardown;
     if (!graceful || !teardown) return [];
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<TeardownFailure[]>((resolve) => {
-      timer = setTimeout(() => resolve([teardownTimedOut('main thread', 'stop() went on without it')]), TEARDOWN_TIMEOUT_MS);
-    });
-    const run = (async (): Promise<TeardownFailure[]> => {
-      try {
-        await teardown(this.#scope.context);
-        return [];
-      } catch (error) {
-        return [{ where: 'main thread', error: thrownMessage(error) }];
-      }
-    })();
-    try {
-      return await Promise.race([run, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const failure = await boundedTeardown('main thread', async () => teardown(this.#scope.context), 'stop() went on without it');
+    return failure ? [failure] : [];
   }
 }

@@ -1,6 +1,6 @@
 import type { BatchInfo, HandlerShape } from '@throughway/workers';
 import type { BatchMode } from '@throughway/workers';
-import type { BatchOutput, CallOutput, ProcessedValue } from '@throughway/workers/internal';
+import { thrownMessage, type BatchOutput, type CallOutput, type ProcessedValue } from '@throughway/workers/internal';
 import type { MainMessage } from '../message.js';
 
 /**
@@ -107,4 +107,24 @@ export const TEARDOWN_TIMEOUT_MS = 5000;
  */
 export function teardownTimedOut(where: string, then = 'the thread was ended anyway'): TeardownFailure {
   return { where, error: `did not finish within ${TEARDOWN_TIMEOUT_MS} ms; ${then}` };
+}
+
+/**
+ * Waits for one `teardown` (started by `run`) at most TEARDOWN_TIMEOUT_MS: undefined if it
+ * settled, else what went wrong, `where` it ran. `then` says what follows a timeout.
+ */
+export async function boundedTeardown(where: string, run: () => Promise<unknown>, then?: string): Promise<TeardownFailure | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<TeardownFailure>((resolve) => {
+    timer = setTimeout(() => resolve(teardownTimedOut(where, then)), TEARDOWN_TIMEOUT_MS);
+  });
+  const settled = run().then(
+    () => undefined,
+    (error: unknown) => ({ where, error: thrownMessage(error) }),
+  );
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
